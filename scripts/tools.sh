@@ -62,7 +62,6 @@ build_k8s() {
   local version=$1 out=$2 staging="v0.${1#v1.}" minor
   minor=$(cut -d. -f2 <<<"$version")
   go mod init local/k8s-bins
-  go mod edit -require="k8s.io/kubernetes@$version"
   # k8s.io/kubernetes requires its staging modules at v0.0.0 and replaces them with ./staging;
   # as a dependency those replaces are ignored, so pin each to the published staging version.
   local gomod
@@ -71,7 +70,7 @@ build_k8s() {
     while read -r m; do go mod edit -replace="$m=$m@$staging"; done
   local cmds=(kube-apiserver kube-controller-manager kube-scheduler kubectl) c pkgs=()
   for c in "${cmds[@]}"; do pkgs+=("k8s.io/kubernetes/cmd/$c"); done
-  go get -tool "${pkgs[@]}"
+  go get -tool "${pkgs[@]/%/@$version}"
   local ld="-s -w" p
   for p in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
     ld="$ld -X $p.gitVersion=$version -X $p.gitMajor=1 -X $p.gitMinor=$minor -X $p.gitTreeState=clean"

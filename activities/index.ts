@@ -1,0 +1,92 @@
+/**
+ * The activities a kubemend worker registers, bound to the clusters it serves. Credentials are
+ * resolved here, in the worker, from the cluster name a workflow passes.
+ */
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { loadRunbook } from '../common/load-runbook.js';
+import type { Runbook } from '../common/runbook.js';
+import { ConfigError, UnknownClusterError } from '../common/errors.js';
+import type { StepResult } from '../common/types.js';
+import type { ClusterConfig } from '../workers/config.js';
+import * as k8s from './kubernetes.js';
+import * as node from './node.js';
+import { NodeShell } from './ssh.js';
+import type {
+  DaemonSetTarget,
+  FindStuckPodsInput,
+  ForceDeletePodsInput,
+  MeasureClockInput,
+  RestartUnitInput,
+  RolloutRestartInput,
+  SyncClockInput,
+  WaitInput,
+  WaitPodsReadyInput,
+} from './types.js';
+
+export interface ActivityDeps {
+  clusters: ReadonlyMap<string, ClusterConfig>;
+  /** Folder of runbook files, for runs started by name (Temporal UI, schedules, webhook). */
+  runbookDir: string;
+}
+
+/** Builds the activity functions; the workflow sees them through {@link KubemendActivities}. */
+// eslint-disable-next-line @typescript-eslint/explicit-module-boundary-types
+export function createActivities(deps: ActivityDeps) {
+  const kubeClients = new Map<string, k8s.KubeClients>();
+
+  const cluster = (name: string): ClusterConfig => {
+    const c = deps.clusters.get(name);
+    if (!c) {
+      const known = [...deps.clusters.keys()].join(', ') || 'none';
+      throw new UnknownClusterError(`this worker does not serve cluster "${name}" (it serves: ${known})`);
+    }
+    return c;
+  };
+  const kube = (name: string): k8s.KubeClients => {
+    let k = kubeClients.get(name);
+    if (!k) {
+      k = new k8s.KubeClients(cluster(name).kubeconfigPath);
+      kubeClients.set(name, k);
+    }
+    return k;
+  };
+  const shell = (clusterName: string, nodeName: string): NodeShell => {
+    const inv = cluster(clusterName).inventory;
+    const n = inv.nodes.find((x) => x.name === nodeName);
+    if (!n) throw new ConfigError(`node ${nodeName} is not in cluster ${clusterName}'s inventory`);
+    return new NodeShell(inv, n);
+  };
+
+  return {
+    /** Node names of a cluster, from the worker's inventory. */
+    async listNodes(input: { cluster: string }): Promise<string[]> {
+      return cluster(input.cluster).inventory.nodes.map((n) => n.name);
+    },
+    /** Reads `runbooks/<name>.yaml` and validates it with the given parameters. */
+    async loadRunbook(input: { name: string; params: Record<string, unknown> }): Promise<Runbook> {
+      if (!/^[a-z0-9][-a-z0-9]*$/.test(input.name)) throw new ConfigError(`not a runbook name: ${input.name}`);
+      const file = join(deps.runbookDir, `${input.name}.yaml`);
+      const text = await readFile(file, 'utf8').catch(() => {
+        throw new ConfigError(`no runbook named ${input.name} (looked for ${file})`);
+      });
+      try {
+        return loadRunbook(text, file, input.params);
+      } catch (err) {
+        throw new ConfigError((err as Error).message);
+      }
+    },
+    measureClock: (i: MeasureClockInput): Promise<StepResult> => node.measureClock(shell(i.cluster, i.node), i.maxSkewMs),
+    syncClock: (i: SyncClockInput): Promise<StepResult> => node.syncClock(shell(i.cluster, i.node), i),
+    restartUnit: (i: RestartUnitInput): Promise<StepResult> => node.restartUnit(shell(i.cluster, i.node), i),
+    findStuckPods: (i: FindStuckPodsInput): Promise<StepResult> => k8s.findStuckPods(kube(i.cluster), i),
+    forceDeletePods: (i: ForceDeletePodsInput): Promise<StepResult> => k8s.forceDeletePods(kube(i.cluster), i),
+    rolloutRestartDaemonSet: (i: RolloutRestartInput): Promise<StepResult> =>
+      k8s.rolloutRestartDaemonSet(kube(i.cluster), i),
+    waitDaemonSetRollout: (i: DaemonSetTarget & WaitInput): Promise<StepResult> =>
+      k8s.waitDaemonSetRollout(kube(i.cluster), i),
+    waitPodsReady: (i: WaitPodsReadyInput): Promise<StepResult> => k8s.waitPodsReady(kube(i.cluster), i),
+  };
+}
+
+export type KubemendActivities = ReturnType<typeof createActivities>;

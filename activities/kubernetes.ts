@@ -1,0 +1,335 @@
+/**
+ * Kubernetes activities (@kubernetes/client-node): find stuck pods, force-delete them in
+ * batches, rollout-restart a DaemonSet idempotently, wait for a rollout and for pods to be
+ * Ready. Long waits heartbeat and stop when the activity is cancelled.
+ */
+import { Context, log, sleep } from '@temporalio/activity';
+import {
+  ApiException,
+  AppsV1Api,
+  CoreV1Api,
+  KubeConfig,
+  PatchStrategy,
+  setHeaderOptions,
+} from '@kubernetes/client-node';
+import type { CoreV1Event, V1DaemonSet, V1Pod } from '@kubernetes/client-node';
+import { ConvergenceTimeoutError, KubernetesRequestError } from '../common/errors.js';
+import type { Action, PodRef, StepResult } from '../common/types.js';
+import { classifyPod, stillStuck } from './stuck-pods.js';
+import type {
+  DaemonSetTarget,
+  FindStuckPodsInput,
+  ForceDeletePodsInput,
+  RolloutRestartInput,
+  WaitInput,
+  WaitPodsReadyInput,
+} from './types.js';
+
+/** Annotation kubectl's `rollout restart` sets; changing it rolls the pods. */
+export const RESTARTED_AT = 'kubectl.kubernetes.io/restartedAt';
+/** Annotation recording which run and step restarted the workload, for idempotency. */
+export const RESTART_TOKEN = 'kubemend.io/restart-token';
+const POLL_MS = 1000;
+
+/** Throws once the wait has used up its step's timeout, counted from the first attempt. */
+function checkDeadline(timeoutMs: number, what: () => string): void {
+  const started = Context.current().info.scheduledTimestampMs;
+  if (Date.now() - started > timeoutMs) {
+    throw new ConvergenceTimeoutError(`not converged after ${Math.round(timeoutMs / 1000)}s: ${what()}`);
+  }
+}
+
+export class KubeClients {
+  readonly core: CoreV1Api;
+  readonly apps: AppsV1Api;
+
+  constructor(kubeconfigPath: string) {
+    const kc = new KubeConfig();
+    kc.loadFromFile(kubeconfigPath);
+    this.core = kc.makeApiClient(CoreV1Api);
+    this.apps = kc.makeApiClient(AppsV1Api);
+  }
+}
+
+/**
+ * Maps an API error to what a retry policy needs: 400/403/404/422 cannot be fixed by retrying;
+ * 409, 429, 5xx and network errors are rethrown as they are and retried with backoff.
+ */
+function translate(err: unknown, what: string): never {
+  if (err instanceof ApiException && [400, 401, 403, 404, 422].includes(err.code)) {
+    throw new KubernetesRequestError(`${what}: HTTP ${err.code}: ${apiMessage(err)}`);
+  }
+  if (err instanceof ApiException) throw new Error(`${what}: HTTP ${err.code}: ${apiMessage(err)}`);
+  throw err;
+}
+
+function apiMessage(err: ApiException<unknown>): string {
+  const body = err.body as unknown;
+  if (typeof body === 'string') {
+    try {
+      return (JSON.parse(body) as { message?: string }).message ?? body;
+    } catch {
+      return body;
+    }
+  }
+  return (body as { message?: string } | undefined)?.message ?? err.message;
+}
+
+function isCode(err: unknown, code: number): boolean {
+  return err instanceof ApiException && err.code === code;
+}
+
+async function listAllPods(k: KubeClients, namespace: string): Promise<V1Pod[]> {
+  const pods: V1Pod[] = [];
+  let cont: string | undefined;
+  do {
+    const page = await k.core
+      .listNamespacedPod({ namespace, limit: 500, _continue: cont })
+      .catch((e: unknown) => translate(e, `list pods in ${namespace}`));
+    pods.push(...page.items);
+    cont = page.metadata?._continue || undefined;
+  } while (cont);
+  return pods;
+}
+
+async function listPodWarnings(k: KubeClients, namespace: string): Promise<Map<string, CoreV1Event[]>> {
+  const byUid = new Map<string, CoreV1Event[]>();
+  let cont: string | undefined;
+  do {
+    const page = await k.core
+      .listNamespacedEvent({
+        namespace,
+        fieldSelector: 'involvedObject.kind=Pod,type=Warning',
+        limit: 500,
+        _continue: cont,
+      })
+      .catch((e: unknown) => translate(e, `list events in ${namespace}`));
+    for (const e of page.items) {
+      const uid = e.involvedObject.uid ?? '';
+      byUid.set(uid, [...(byUid.get(uid) ?? []), e]);
+    }
+    cont = page.metadata?._continue || undefined;
+  } while (cont);
+  return byUid;
+}
+
+/** `k8s.findStuckPods`: classifies every pod of the namespaces; flags the ones safe to clear. */
+export async function findStuckPods(k: KubeClients, input: FindStuckPodsInput): Promise<StepResult> {
+  const rules = {
+    allowlist: input.allowlist,
+    evidence: new RegExp(input.evidence),
+    minStuckForMs: input.minStuckForMs,
+    now: Date.now(),
+  };
+  const result: StepResult = { flagged: [], changed: [], actions: [], failed: [], attention: [], summary: '', pods: [] };
+  let unexplained = 0;
+  for (const namespace of input.namespaces) {
+    const [pods, events] = await Promise.all([listAllPods(k, namespace), listPodWarnings(k, namespace)]);
+    for (const pod of pods) {
+      const verdict = classifyPod(pod, events.get(pod.metadata?.uid ?? '') ?? [], rules);
+      if (verdict.kind === 'healthy') continue;
+      const p = verdict.pod;
+      const key = `${p.namespace}/${p.name}`;
+      if (verdict.kind === 'unexplained') {
+        unexplained++;
+        log.info('Pod looks stuck but has no matching evidence, leaving it', { namespace, pod: p.name, node: p.node, state: p.state });
+        continue;
+      }
+      result.pods?.push(p);
+      if (verdict.kind === 'excluded') {
+        result.attention.push(`pod ${key} is stuck (${p.state}) but left alone: ${verdict.why}`);
+        log.warn('Stuck pod excluded', { namespace, pod: p.name, node: p.node, why: verdict.why });
+      } else {
+        result.flagged.push(key);
+        log.info('Stuck pod found', { namespace, pod: p.name, node: p.node, state: p.state });
+      }
+    }
+  }
+  const byState = (s: PodRef['state']): number => result.pods?.filter((p) => p.state === s && result.flagged.includes(`${p.namespace}/${p.name}`)).length ?? 0;
+  result.summary =
+    `${result.flagged.length} stuck (${byState('terminating')} terminating, ${byState('creating')} creating)` +
+    `, ${result.attention.length} excluded, ${unexplained} without evidence`;
+  return result;
+}
+
+/**
+ * `k8s.forceDeletePods`: deletes each diagnosed pod with grace period 0, in batches, after
+ * re-reading it: a pod that is gone, was replaced (other UID) or recovered is skipped. The
+ * delete carries a UID precondition, so a same-named replacement is never hit. Progress is
+ * heartbeated, and a retried attempt resumes after the last finished batch.
+ */
+export async function forceDeletePods(k: KubeClients, input: ForceDeletePodsInput): Promise<StepResult> {
+  const ctx = Context.current();
+  const done = (ctx.info.heartbeatDetails as { next: number; actions: Action[] } | undefined) ?? { next: 0, actions: [] };
+  const rules = { minStuckForMs: input.minStuckForMs, now: Date.now() };
+  for (let i = done.next; i < input.pods.length; i += input.batchSize) {
+    const batch = input.pods.slice(i, i + input.batchSize);
+    const actions = await Promise.all(batch.map((ref) => forceDeleteOne(k, ref, rules, input.step)));
+    done.actions.push(...actions);
+    done.next = i + batch.length;
+    ctx.heartbeat(done);
+  }
+  const deleted = done.actions.filter((a) => a.result === 'ok').map((a) => a.target.replace(/^pod\//, ''));
+  const failed = done.actions.filter((a) => a.result === 'failed');
+  return {
+    flagged: [],
+    changed: deleted,
+    actions: done.actions,
+    failed: [],
+    attention: failed.map((a) => `force delete of ${a.target} failed: ${String(a.details?.error)}`),
+    summary: `${deleted.length} force-deleted, ${done.actions.length - deleted.length - failed.length} skipped, ${failed.length} failed`,
+  };
+}
+
+async function forceDeleteOne(
+  k: KubeClients,
+  ref: PodRef,
+  rules: { minStuckForMs: number; now: number },
+  step: string,
+): Promise<Action> {
+  const at = new Date().toISOString();
+  const action = (result: Action['result'], details: Record<string, unknown>): Action => ({
+    kind: 'pod.forceDelete',
+    target: `pod/${ref.namespace}/${ref.name}`,
+    at,
+    result,
+    step,
+    details: { uid: ref.uid, node: ref.node, state: ref.state, ...details },
+  });
+  const fields = { namespace: ref.namespace, pod: ref.name, node: ref.node };
+  let pod: V1Pod;
+  try {
+    pod = await k.core.readNamespacedPod({ namespace: ref.namespace, name: ref.name });
+  } catch (err) {
+    if (isCode(err, 404)) {
+      log.info('Pod already gone, skipping', fields);
+      return action('skipped', { why: 'already gone' });
+    }
+    return translate(err, `read pod ${ref.namespace}/${ref.name}`);
+  }
+  if (!stillStuck(pod, ref, rules)) {
+    log.info('Pod replaced or recovered since diagnosis, skipping', fields);
+    return action('skipped', { why: 'replaced or no longer stuck' });
+  }
+  try {
+    await k.core.deleteNamespacedPod({
+      namespace: ref.namespace,
+      name: ref.name,
+      gracePeriodSeconds: 0,
+      body: { gracePeriodSeconds: 0, preconditions: { uid: ref.uid } },
+    });
+  } catch (err) {
+    if (isCode(err, 404) || isCode(err, 409)) {
+      log.info('Pod vanished or changed before delete, skipping', fields);
+      return action('skipped', { why: 'gone or replaced before delete' });
+    }
+    return translate(err, `force-delete pod ${ref.namespace}/${ref.name}`);
+  }
+  log.info('Pod force-deleted', fields);
+  return action('ok', {});
+}
+
+/**
+ * `k8s.rolloutRestart` of a DaemonSet, like `kubectl rollout restart`, but idempotent: the
+ * patch also records the run's token, and a DaemonSet already carrying it is left alone.
+ */
+export async function rolloutRestartDaemonSet(k: KubeClients, input: RolloutRestartInput): Promise<StepResult> {
+  const { namespace, name } = input;
+  const target = `daemonset/${namespace}/${name}`;
+  const ds = await k.apps
+    .readNamespacedDaemonSet({ namespace, name })
+    .catch((e: unknown) => translate(e, `read ${target}`));
+  const strategy = ds.spec?.updateStrategy?.type ?? 'RollingUpdate';
+  if (strategy !== 'RollingUpdate') {
+    throw new KubernetesRequestError(`${target} uses updateStrategy ${strategy}; a restart would never roll`);
+  }
+  const annotations = ds.spec?.template.metadata?.annotations ?? {};
+  if (annotations[RESTART_TOKEN] === input.token) {
+    log.info('DaemonSet already restarted by this step, nothing to do', { namespace, daemonset: name });
+    return restartResult(input, annotations[RESTARTED_AT] ?? input.restartedAt, true);
+  }
+  const patch = {
+    spec: { template: { metadata: { annotations: { [RESTARTED_AT]: input.restartedAt, [RESTART_TOKEN]: input.token } } } },
+  };
+  await k.apps
+    .patchNamespacedDaemonSet(
+      { namespace, name, body: patch },
+      setHeaderOptions('Content-Type', PatchStrategy.StrategicMergePatch),
+    )
+    .catch((e: unknown) => translate(e, `patch ${target}`));
+  log.info('DaemonSet rollout restarted', { namespace, daemonset: name, restartedAt: input.restartedAt });
+  return restartResult(input, input.restartedAt, false);
+}
+
+function restartResult(input: RolloutRestartInput, restartedAt: string, already: boolean): StepResult {
+  const target = `daemonset/${input.namespace}/${input.name}`;
+  return {
+    flagged: [],
+    changed: [target],
+    actions: [
+      {
+        kind: 'daemonset.rolloutRestart',
+        target,
+        at: new Date().toISOString(),
+        result: 'ok',
+        step: input.step,
+        details: { restartedAt, alreadyApplied: already },
+      },
+    ],
+    failed: [],
+    attention: [],
+    summary: already ? 'already restarted by this run' : `restarted at ${restartedAt}`,
+  };
+}
+
+/** The same test as `kubectl rollout status` for a DaemonSet. */
+export function daemonSetRolledOut(ds: V1DaemonSet): boolean {
+  const s = ds.status;
+  if (!s) return false;
+  const desired = s.desiredNumberScheduled;
+  return (
+    (ds.metadata?.generation ?? 0) <= (s.observedGeneration ?? -1) &&
+    (s.updatedNumberScheduled ?? 0) >= desired &&
+    (s.numberAvailable ?? 0) >= desired
+  );
+}
+
+/** `k8s.waitRollout`: polls until the DaemonSet is rolled out; the step's timeout bounds it. */
+export async function waitDaemonSetRollout(k: KubeClients, input: DaemonSetTarget & WaitInput): Promise<StepResult> {
+  const { namespace, name } = input;
+  for (;;) {
+    const ds = await k.apps
+      .readNamespacedDaemonSet({ namespace, name })
+      .catch((e: unknown) => translate(e, `read daemonset/${namespace}/${name}`));
+    const s = ds.status;
+    const progress = `${s?.updatedNumberScheduled ?? 0}/${s?.desiredNumberScheduled ?? 0} updated, ${s?.numberAvailable ?? 0} available`;
+    Context.current().heartbeat(progress);
+    if (daemonSetRolledOut(ds)) {
+      log.info('DaemonSet rolled out', { namespace, daemonset: name, progress });
+      return { flagged: [], changed: [], actions: [], failed: [], attention: [], summary: progress };
+    }
+    checkDeadline(input.timeoutMs, () => `daemonset/${namespace}/${name} ${progress}`);
+    await sleep(POLL_MS);
+  }
+}
+
+function podReady(pod: V1Pod): boolean {
+  if (pod.metadata?.deletionTimestamp) return false;
+  if (pod.status?.phase === 'Succeeded') return true;
+  return pod.status?.phase === 'Running' && !!pod.status.conditions?.some((c) => c.type === 'Ready' && c.status === 'True');
+}
+
+/** `k8s.waitPodsReady`: polls until every pod of the namespaces is Ready (or Succeeded). */
+export async function waitPodsReady(k: KubeClients, input: WaitPodsReadyInput): Promise<StepResult> {
+  for (;;) {
+    const pods = (await Promise.all(input.namespaces.map((ns) => listAllPods(k, ns)))).flat();
+    const notReady = pods.filter((p) => !podReady(p)).map((p) => `${p.metadata?.namespace}/${p.metadata?.name}`);
+    Context.current().heartbeat({ total: pods.length, notReady: notReady.slice(0, 20) });
+    if (notReady.length === 0) {
+      log.info('All pods Ready', { namespaces: input.namespaces, pods: pods.length });
+      return { flagged: [], changed: [], actions: [], failed: [], attention: [], summary: `${pods.length} pods Ready` };
+    }
+    checkDeadline(input.timeoutMs, () => `${notReady.length} pods not Ready: ${notReady.slice(0, 10).join(', ')}`);
+    await sleep(POLL_MS);
+  }
+}

@@ -1,0 +1,165 @@
+/**
+ * Node activities over SSH: measure a node's clock offset, step its clock with the node's own
+ * time-sync tool, restart a systemd unit. Each is safe to retry: it re-reads the node's state
+ * first and does nothing when the work is already done, so the node's ledger never shows a
+ * finished step twice.
+ */
+import { Context, log } from '@temporalio/activity';
+import { RemoteCommandError, UnsupportedNodeError } from '../common/errors.js';
+import type { StepResult } from '../common/types.js';
+import type { NodeShell } from './ssh.js';
+import type { ClockReading, RestartUnitInput, SyncClockInput, TimeSyncKind } from './types.js';
+
+// Prints the node's wall clock in ns, then which time-sync client the node uses.
+const PROBE = [
+  'date +%s%N',
+  'if command -v chronyc >/dev/null 2>&1; then echo chrony',
+  'elif systemctl is-active --quiet systemd-timesyncd 2>/dev/null; then echo systemd-timesyncd',
+  'elif command -v ntpdate >/dev/null 2>&1; then echo ntpdate',
+  'elif command -v timedatectl >/dev/null 2>&1; then echo systemd-timesyncd',
+  'else echo unknown; fi',
+].join('\n');
+
+/** Reads the node's clock; the offset is corrected by half the command's round trip. */
+export async function readClock(shell: NodeShell): Promise<ClockReading> {
+  const sent = Date.now();
+  const { stdout } = await shell.run(PROBE, { timeoutSec: 15, signal: cancellation() });
+  const received = Date.now();
+  const [nanos, kind] = stdout.trim().split('\n');
+  const remoteMs = Number(BigInt(nanos ?? '0') / 1_000_000n);
+  if (!Number.isFinite(remoteMs) || remoteMs === 0) {
+    throw new RemoteCommandError(shell.node.name, 'date +%s%N', 0, `unexpected output: ${stdout}`);
+  }
+  return {
+    node: shell.node.name,
+    offsetMs: remoteMs - (sent + received) / 2,
+    rttMs: received - sent,
+    timeSync: (kind as TimeSyncKind | undefined) ?? 'unknown',
+  };
+}
+
+/** `node.measureClock`: flags the node when its clock is off by more than `maxSkewMs`. */
+export async function measureClock(shell: NodeShell, maxSkewMs: number): Promise<StepResult> {
+  const clock = await readClock(shell);
+  const skewed = Math.abs(clock.offsetMs) > maxSkewMs;
+  log.info('Node clock measured', { node: clock.node, offsetMs: Math.round(clock.offsetMs), skewed, timeSync: clock.timeSync });
+  return {
+    flagged: skewed ? [clock.node] : [],
+    changed: [],
+    actions: [],
+    failed: [],
+    attention: [],
+    summary: `offset ${formatOffset(clock.offsetMs)}`,
+    data: { [clock.node]: clock },
+  };
+}
+
+function syncCommand(kind: TimeSyncKind, ntpServer: string): string {
+  switch (kind) {
+    case 'chrony':
+      return 'chronyc -a makestep';
+    case 'systemd-timesyncd':
+      // timesyncd steps the clock when it starts and reaches a server.
+      return [
+        'systemctl restart systemd-timesyncd',
+        'i=0; while [ $i -lt 20 ]; do',
+        '  [ "$(timedatectl show -p NTPSynchronized --value)" = yes ] && exit 0',
+        '  i=$((i+1)); sleep 0.5',
+        'done; echo "systemd-timesyncd did not synchronise" >&2; exit 1',
+      ].join('\n');
+    case 'ntpdate':
+      return `ntpdate -b -u ${ntpServer}`;
+    case 'unknown':
+      throw new UnsupportedNodeError('no chrony, systemd-timesyncd or ntpdate on the node');
+  }
+}
+
+/** `node.syncClock`: steps the clock if it is off, then proves it is within `maxSkewMs`. */
+export async function syncClock(shell: NodeShell, input: SyncClockInput): Promise<StepResult> {
+  const node = shell.node.name;
+  const before = await readClock(shell);
+  const at = new Date().toISOString();
+  if (Math.abs(before.offsetMs) <= input.maxSkewMs) {
+    log.info('Node clock already in sync, nothing to do', { node, offsetMs: Math.round(before.offsetMs) });
+    return nodeResult(node, false, `already in sync (${formatOffset(before.offsetMs)})`);
+  }
+  const command = syncCommand(before.timeSync, input.ntpServer);
+  log.info('Stepping node clock', { node, method: before.timeSync, offsetMs: Math.round(before.offsetMs) });
+  await shell.run(command, { timeoutSec: 30, signal: cancellation() });
+  const after = await readClock(shell);
+  if (Math.abs(after.offsetMs) > input.maxSkewMs) {
+    throw new RemoteCommandError(node, command, 0, `clock still off by ${formatOffset(after.offsetMs)}`);
+  }
+  log.info('Node clock synced', { node, offsetBeforeMs: Math.round(before.offsetMs), offsetAfterMs: Math.round(after.offsetMs) });
+  const result = nodeResult(node, true, `${formatOffset(before.offsetMs)} -> ${formatOffset(after.offsetMs)}`);
+  result.actions.push({
+    kind: 'node.syncClock',
+    target: `node/${node}`,
+    at,
+    result: 'ok',
+    step: input.step,
+    details: {
+      method: before.timeSync,
+      offsetBeforeMs: Math.round(before.offsetMs),
+      offsetAfterMs: Math.round(after.offsetMs),
+    },
+  });
+  return result;
+}
+
+/**
+ * `node.restartUnit`: restarts a unit unless it already (re)entered `active` after the step
+ * began, which means an earlier attempt of this same step restarted it.
+ */
+export async function restartUnit(shell: NodeShell, input: RestartUnitInput): Promise<StepResult> {
+  const node = shell.node.name;
+  const unit = input.unit;
+  const since = await activeSince(shell, unit);
+  if (since !== undefined && since >= input.notBefore) {
+    log.info('Unit already restarted by this step, nothing to do', { node, unit });
+    return nodeResult(node, false, `${unit} already restarted`);
+  }
+  const at = new Date().toISOString();
+  log.info('Restarting unit', { node, unit });
+  await shell.run(`systemctl restart ${unit} && systemctl is-active ${unit}`, {
+    timeoutSec: 60,
+    signal: cancellation(),
+  });
+  const result = nodeResult(node, true, `${unit} restarted`);
+  result.actions.push({ kind: 'node.restartUnit', target: `node/${node}`, at, result: 'ok', step: input.step, details: { unit } });
+  return result;
+}
+
+/** When the unit last entered `active`, on this worker's clock (ms), or undefined if inactive. */
+async function activeSince(shell: NodeShell, unit: string): Promise<number | undefined> {
+  const command = [
+    `systemctl is-active --quiet ${unit} || { echo inactive; exit 0; }`,
+    `date -d "$(systemctl show ${unit} -p ActiveEnterTimestamp --value)" +%s%3N`,
+    'date +%s%3N',
+  ].join('\n');
+  const sent = Date.now();
+  const { stdout } = await shell.run(command, { timeoutSec: 15, signal: cancellation() });
+  const [entered, nodeNow] = stdout.trim().split('\n').map(Number);
+  if (entered === undefined || nodeNow === undefined || Number.isNaN(entered)) return undefined;
+  const offset = nodeNow - (sent + Date.now()) / 2;
+  return entered - offset;
+}
+
+function nodeResult(node: string, changed: boolean, summary: string): StepResult {
+  return { flagged: [], changed: changed ? [node] : [], actions: [], failed: [], attention: [], summary };
+}
+
+function cancellation(): AbortSignal | undefined {
+  try {
+    return Context.current().cancellationSignal;
+  } catch {
+    return undefined; // called outside an activity (tests, CLI plan)
+  }
+}
+
+/** `-345600.0s` style, readable at a glance. */
+export function formatOffset(ms: number): string {
+  const s = ms / 1000;
+  if (Math.abs(s) >= 3600) return `${(s / 3600).toFixed(1)}h`;
+  return `${s.toFixed(3)}s`;
+}

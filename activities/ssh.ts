@@ -1,0 +1,187 @@
+/**
+ * Runs bounded commands on nodes over SSH (ssh2). Host keys are verified against the
+ * inventory's known_hosts file; every command is wrapped in `timeout` on the node and guarded by
+ * a local timer, since ssh2 itself has no command timeout.
+ */
+import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import ssh2 from 'ssh2';
+import type { ConnectConfig } from 'ssh2';
+import {
+  ConfigError,
+  HostKeyMismatchError,
+  NodeUnreachableError,
+  RemoteCommandError,
+} from '../common/errors.js';
+import type { Inventory, InventoryNode } from '../common/inventory.js';
+
+const { Client } = ssh2;
+
+export interface RemoteResult {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+export interface RunOptions {
+  /** Seconds the command may run on the node before `timeout` kills it. */
+  timeoutSec?: number;
+  /** Aborts the connection (activity cancellation). */
+  signal?: AbortSignal;
+  /** Resolve instead of throwing on a non-zero exit. */
+  allowFailure?: boolean;
+}
+
+/** One node's SSH endpoint, credentials resolved from the inventory. */
+export class NodeShell {
+  constructor(
+    private readonly inventory: Inventory,
+    readonly node: InventoryNode,
+  ) {}
+
+  /** Runs `command` (a fixed template, never text from an alert) through `sh -c` on the node. */
+  async run(command: string, options: RunOptions = {}): Promise<RemoteResult> {
+    const timeoutSec = options.timeoutSec ?? this.inventory.ssh.commandTimeout;
+    const wrapped = `timeout -k 5 ${timeoutSec} sh -c ${shellQuote(command)}`;
+    const conn = await this.connect(options.signal);
+    try {
+      const result = await exec(conn, wrapped, (timeoutSec + 10) * 1000, options.signal);
+      if (result.code === 124) {
+        throw new RemoteCommandError(this.node.name, command, 124, `timed out after ${timeoutSec}s`);
+      }
+      if (result.code !== 0 && !options.allowFailure) {
+        throw new RemoteCommandError(this.node.name, command, result.code, result.stderr);
+      }
+      return result;
+    } finally {
+      conn.end();
+    }
+  }
+
+  private connect(signal?: AbortSignal): Promise<ssh2.Client> {
+    const { ssh } = this.inventory;
+    const port = this.node.port ?? ssh.port;
+    const expected = knownHostKeys(ssh.knownHostsFile, this.node.address, port);
+    if (expected.length === 0) {
+      throw new ConfigError(
+        `${this.node.name}: no host key for ${hostPattern(this.node.address, port)} in ${ssh.knownHostsFile}`,
+      );
+    }
+    let presented = '';
+    const config: ConnectConfig = {
+      host: this.node.address,
+      port,
+      username: this.node.user ?? ssh.user,
+      privateKey: readKey(ssh.identityFile),
+      readyTimeout: ssh.connectTimeout * 1000,
+      keepaliveInterval: 5000,
+      keepaliveCountMax: 3,
+      hostVerifier: (key: Buffer) => {
+        presented = fingerprint(key);
+        return expected.includes(presented);
+      },
+    };
+    return new Promise((resolve, reject) => {
+      const conn = new Client();
+      const onAbort = (): void => {
+        conn.destroy();
+        reject(new NodeUnreachableError(`${this.node.name}: cancelled while connecting`));
+      };
+      signal?.addEventListener('abort', onAbort, { once: true });
+      conn
+        .on('ready', () => {
+          signal?.removeEventListener('abort', onAbort);
+          resolve(conn);
+        })
+        .on('error', (err: Error & { level?: string }) => {
+          signal?.removeEventListener('abort', onAbort);
+          reject(this.connectError(err, presented, expected));
+        })
+        .connect(config);
+    });
+  }
+
+  private connectError(err: Error & { level?: string }, presented: string, expected: string[]): Error {
+    const where = `${this.node.name} (${this.node.address}:${this.node.port ?? this.inventory.ssh.port})`;
+    if (presented && !expected.includes(presented)) {
+      return new HostKeyMismatchError(
+        `${where}: host key ${presented} is not the pinned one (${expected.join(', ')}); refusing to connect`,
+      );
+    }
+    if (err.level === 'client-authentication') {
+      return new ConfigError(`${where}: SSH authentication failed for the inventory's key`, { cause: err });
+    }
+    return new NodeUnreachableError(`${where}: unreachable: ${err.message}`, { cause: err });
+  }
+}
+
+function exec(conn: ssh2.Client, command: string, deadlineMs: number, signal?: AbortSignal): Promise<RemoteResult> {
+  return new Promise((resolve, reject) => {
+    const fail = (err: Error): void => {
+      clearTimeout(timer);
+      conn.destroy();
+      reject(err);
+    };
+    // Backstop for a node that stops answering mid-command; `timeout` on the node is the main bound.
+    const timer = setTimeout(() => fail(new NodeUnreachableError(`no answer within ${deadlineMs} ms`)), deadlineMs);
+    signal?.addEventListener('abort', () => fail(new NodeUnreachableError('cancelled')), { once: true });
+    conn.exec(command, (err, stream) => {
+      if (err) return fail(new NodeUnreachableError(`cannot open a session: ${err.message}`));
+      let stdout = '';
+      let stderr = '';
+      stream.on('data', (d: Buffer) => (stdout += d.toString()));
+      stream.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+      stream.on('close', (code: number | null) => {
+        clearTimeout(timer);
+        resolve({ code, stdout, stderr });
+      });
+    });
+  });
+}
+
+const keyCache = new Map<string, Buffer>();
+
+function readKey(path: string): Buffer {
+  let key = keyCache.get(path);
+  if (!key) {
+    try {
+      key = readFileSync(path);
+    } catch (err) {
+      throw new ConfigError(`cannot read SSH identity file ${path}: ${(err as Error).message}`);
+    }
+    keyCache.set(path, key);
+  }
+  return key;
+}
+
+/** OpenSSH's fingerprint format: `SHA256:` + unpadded base64 of the key blob's SHA-256. */
+export function fingerprint(keyBlob: Buffer): string {
+  return `SHA256:${createHash('sha256').update(keyBlob).digest('base64').replace(/=+$/, '')}`;
+}
+
+function hostPattern(address: string, port: number): string {
+  return port === 22 ? address : `[${address}]:${port}`;
+}
+
+/** Fingerprints of the keys known_hosts pins for this host and port (plain, unhashed entries). */
+export function knownHostKeys(file: string, address: string, port: number): string[] {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new ConfigError(`cannot read known_hosts ${file}: ${(err as Error).message}`);
+  }
+  const want = hostPattern(address, port);
+  const keys: string[] = [];
+  for (const line of text.split('\n')) {
+    const [hosts, _type, blob] = line.trim().split(/\s+/);
+    if (!hosts || hosts.startsWith('#') || !blob) continue;
+    if (hosts.split(',').includes(want)) keys.push(fingerprint(Buffer.from(blob, 'base64')));
+  }
+  return keys;
+}
+
+/** Quotes a string for POSIX sh as one argument. */
+export function shellQuote(text: string): string {
+  return `'${text.replace(/'/g, `'\\''`)}'`;
+}

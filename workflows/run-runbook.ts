@@ -1,0 +1,355 @@
+/**
+ * `runRunbook`: interprets any validated runbook as a durable workflow. Each step's side effects
+ * run as activities; Temporal's history is the ledger, so a crashed worker or server resumes
+ * after the last finished activity. Per-node steps fan out with bounded parallelism and record
+ * each node's outcome, so one dead node never sinks the others.
+ */
+import {
+  ApplicationFailure,
+  defineQuery,
+  log,
+  proxyActivities,
+  setHandler,
+  workflowInfo,
+} from '@temporalio/workflow';
+import type { ActivityOptions } from '@temporalio/workflow';
+import type { KubemendActivities } from '../activities/index.js';
+import { durationMs } from '../common/runbook.js';
+import type { Condition, NodeSelector, Runbook, Step } from '../common/runbook.js';
+import type {
+  Outcome,
+  PodRef,
+  RunInput,
+  RunReport,
+  StepReport,
+  StepResult,
+} from '../common/types.js';
+import { NON_RETRYABLE_ERRORS } from '../common/errors.js';
+import { runPool } from './pool.js';
+
+export const progressQuery = defineQuery<RunReport>('progress');
+
+/** Loading the runbook and the cluster's node list: quick, retried a little. */
+const setup = proxyActivities<KubemendActivities>({
+  startToCloseTimeout: '30s',
+  retry: { maximumAttempts: 5, nonRetryableErrorTypes: NON_RETRYABLE_ERRORS },
+});
+
+/** Runs a runbook against a cluster and returns the run report. */
+export async function runRunbook(input: RunInput): Promise<RunReport> {
+  const run = new RunState(input, await resolveRunbook(input));
+  setHandler(progressQuery, () => run.report);
+  run.nodes = await setup.listNodes({ cluster: input.cluster });
+  if (input.onlyNodes) run.nodes = run.nodes.filter((n) => input.onlyNodes?.includes(n));
+  log.info('Run started', { runbook: run.runbook.metadata.name, nodes: run.nodes });
+
+  for (const step of run.runbook.spec.steps) {
+    const stop = await runStep(run, step);
+    if (stop) break;
+  }
+  return run.finish();
+}
+
+async function resolveRunbook(input: RunInput): Promise<Runbook> {
+  if (typeof input.runbook !== 'string') return input.runbook;
+  return setup.loadRunbook({ name: input.runbook, params: input.params ?? {} });
+}
+
+/** Mutable state of one run; `report` is what the progress query returns. */
+class RunState {
+  readonly results = new Map<string, StepResult>();
+  readonly failedNodes = new Set<string>();
+  nodes: string[] = [];
+  stopReason?: { outcome: Outcome; why: string };
+  readonly report: RunReport;
+
+  constructor(
+    input: RunInput,
+    readonly runbook: Runbook,
+  ) {
+    const info = workflowInfo();
+    this.report = {
+      runbook: runbook.metadata.name,
+      cluster: input.cluster,
+      workflowId: info.workflowId,
+      runId: info.runId,
+      trigger: input.trigger,
+      retryOf: input.retryOf,
+      status: 'running',
+      startedAt: new Date(info.startTime).toISOString(),
+      steps: runbook.spec.steps.map((s) => ({ id: s.id, type: s.type, status: 'pending' })),
+      actions: [],
+      failedNodes: [],
+      attention: [],
+    };
+  }
+
+  stepReport(id: string): StepReport {
+    return this.report.steps.find((s) => s.id === id) as StepReport;
+  }
+
+  record(step: Step, result: StepResult): void {
+    this.results.set(step.id, result);
+    this.report.actions.push(...result.actions);
+    this.report.attention.push(...result.attention);
+    for (const f of result.failed) {
+      if (step.type.startsWith('node.')) this.failedNodes.add(f.target);
+      this.report.failedNodes.push({ node: f.target, step: step.id, error: f.error });
+    }
+    if (result.pods) this.report.diagnosis = result.pods;
+  }
+
+  holds(c: Condition): boolean {
+    if ('flagged' in c) return (this.results.get(c.flagged)?.flagged.length ?? 0) > 0;
+    if ('changed' in c) return (this.results.get(c.changed)?.changed.length ?? 0) > 0;
+    if ('any' in c) return c.any.some((x) => this.holds(x));
+    return c.all.every((x) => this.holds(x));
+  }
+
+  selectNodes(selector: NodeSelector): string[] {
+    const healthy = this.nodes.filter((n) => !this.failedNodes.has(n));
+    if (selector === 'all') return healthy;
+    const from =
+      'flaggedBy' in selector
+        ? this.results.get(selector.flaggedBy)?.flagged
+        : this.results.get(selector.changedBy)?.changed;
+    return healthy.filter((n) => from?.includes(n));
+  }
+
+  finish(): RunReport {
+    const r = this.report;
+    r.status = 'finished';
+    r.finishedAt = new Date().toISOString();
+    r.wallTimeMs = Date.now() - workflowInfo().startTime.getTime();
+    r.outcome = this.outcome();
+    log.info('Run finished', { outcome: r.outcome, actions: r.actions.length, wallTimeMs: r.wallTimeMs });
+    return r;
+  }
+
+  private outcome(): Outcome {
+    if (this.stopReason) return this.stopReason.outcome;
+    if (this.failedNodes.size > 0) return 'partial';
+    if (this.report.attention.length > 0) return 'needs-human';
+    return 'recovered';
+  }
+}
+
+/** Runs one step; returns true when the run must stop here. */
+async function runStep(run: RunState, step: Step): Promise<boolean> {
+  const report = run.stepReport(step.id);
+  if (step.when && !run.holds(step.when)) {
+    report.status = 'skipped';
+    report.summary = 'condition not met';
+    log.info('Step skipped: condition not met', { step: step.id });
+    return false;
+  }
+  report.status = 'running';
+  report.startedAt = new Date().toISOString();
+  log.info('Step started', { step: step.id, type: step.type });
+  try {
+    const result = await executeStep(run, step, report);
+    run.record(step, result);
+    report.status = 'done';
+    report.summary = result.summary;
+    log.info('Step finished', { step: step.id, summary: result.summary });
+  } catch (err) {
+    report.status = 'failed';
+    report.error = describeError(err);
+    run.stopReason ??= verdictOnFailure(run, step, report.error);
+    log.error('Step failed', { step: step.id, error: report.error });
+  } finally {
+    report.finishedAt = new Date().toISOString();
+  }
+  return run.stopReason !== undefined || tooManyNodeFailures(run);
+}
+
+function verdictOnFailure(run: RunState, step: Step, error: string): RunState['stopReason'] {
+  // A verification that times out after partial node failure is explained by those nodes.
+  if (step.type === 'k8s.waitPodsReady' || step.type === 'k8s.waitRollout') {
+    const outcome = run.failedNodes.size > 0 ? 'partial' : 'needs-human';
+    run.report.attention.push(`step ${step.id} did not converge: ${error}`);
+    return { outcome, why: error };
+  }
+  return { outcome: 'failed', why: error };
+}
+
+function tooManyNodeFailures(run: RunState): boolean {
+  const max = run.runbook.spec.limits.maxNodeFailures;
+  if (run.failedNodes.size <= max) return false;
+  run.stopReason = {
+    outcome: 'failed',
+    why: `${run.failedNodes.size} nodes failed, more than limits.maxNodeFailures (${max})`,
+  };
+  run.report.attention.push(run.stopReason.why);
+  return true;
+}
+
+function describeError(err: unknown): string {
+  let e = err as { message?: string; cause?: unknown } | undefined;
+  // ActivityFailure wraps the activity's ApplicationFailure: report the innermost message.
+  while (e?.cause) e = e.cause as typeof e;
+  return e?.message ?? String(err);
+}
+
+/**
+ * Activity stubs with the step's timeout and retry policy. Long-running kinds heartbeat; their
+ * own deadline (the step timeout) ends them with a clear error, the start-to-close timeout
+ * below is only a backstop for a stuck attempt.
+ */
+function activitiesFor(step: Step, heartbeat = false): KubemendActivities {
+  const timeout = durationMs(step.timeout);
+  const options: ActivityOptions = {
+    startToCloseTimeout: heartbeat ? timeout + 30_000 : timeout,
+    retry: {
+      maximumAttempts: step.retry.maximumAttempts,
+      initialInterval: durationMs(step.retry.initialInterval),
+      maximumInterval: durationMs(step.retry.maximumInterval),
+      nonRetryableErrorTypes: NON_RETRYABLE_ERRORS,
+    },
+  };
+  if (heartbeat) options.heartbeatTimeout = '30s';
+  return proxyActivities<KubemendActivities>(options);
+}
+
+async function executeStep(run: RunState, step: Step, report: StepReport): Promise<StepResult> {
+  const cluster = run.report.cluster;
+  const base = { cluster, step: step.id };
+  switch (step.type) {
+    case 'node.measureClock':
+    case 'node.syncClock':
+    case 'node.restartUnit':
+      return runNodeStep(run, step, report);
+    case 'k8s.findStuckPods':
+      return activitiesFor(step).findStuckPods({
+        ...base,
+        namespaces: step.with.namespaces,
+        allowlist: run.runbook.spec.allowlist,
+        evidence: step.with.evidence,
+        minStuckForMs: durationMs(step.with.minStuckFor),
+      });
+    case 'k8s.forceDeletePods':
+      return forceDelete(run, step, base);
+    case 'k8s.rolloutRestart':
+      return activitiesFor(step).rolloutRestartDaemonSet({
+        ...base,
+        namespace: step.with.namespace,
+        name: step.with.name,
+        token: `${workflowInfo().workflowId}/${workflowInfo().runId}/${step.id}`,
+        restartedAt: report.startedAt as string,
+      });
+    case 'k8s.waitRollout':
+      return activitiesFor(step, true).waitDaemonSetRollout({
+        ...base,
+        namespace: step.with.namespace,
+        name: step.with.name,
+        timeoutMs: durationMs(step.timeout),
+      });
+    case 'k8s.waitPodsReady':
+      return activitiesFor(step, true).waitPodsReady({
+        ...base,
+        namespaces: step.with.namespaces,
+        timeoutMs: durationMs(step.timeout),
+      });
+  }
+}
+
+async function forceDelete(
+  run: RunState,
+  step: Extract<Step, { type: 'k8s.forceDeletePods' }>,
+  base: { cluster: string; step: string },
+): Promise<StepResult> {
+  const source = run.runbook.spec.steps.find((s) => s.id === step.with.podsFrom);
+  if (source?.type !== 'k8s.findStuckPods') {
+    throw ApplicationFailure.nonRetryable(`step ${step.with.podsFrom} is not k8s.findStuckPods`);
+  }
+  const pods: PodRef[] = (run.results.get(source.id)?.flagged ?? []).flatMap((key) => {
+    const pod = run.results.get(source.id)?.pods?.find((p) => `${p.namespace}/${p.name}` === key);
+    return pod ? [pod] : [];
+  });
+  const limit = run.runbook.spec.limits.maxPodDeletes;
+  if (pods.length > limit) {
+    // TODO(approval): pause at an approval gate here instead of stopping the run.
+    const why = `${pods.length} pods to force-delete, more than limits.maxPodDeletes (${limit})`;
+    run.stopReason = { outcome: 'needs-human', why };
+    run.report.attention.push(why);
+    return emptyResult(`stopped: ${why}`);
+  }
+  return activitiesFor(step, true).forceDeletePods({
+    ...base,
+    pods,
+    evidence: source.with.evidence,
+    minStuckForMs: durationMs(source.with.minStuckFor),
+    batchSize: step.with.batchSize,
+  });
+}
+
+type NodeStep = Extract<Step, { type: `node.${string}` }>;
+
+async function runNodeStep(run: RunState, step: NodeStep, report: StepReport): Promise<StepResult> {
+  const nodes = run.selectNodes(step.nodes);
+  const limit = run.runbook.spec.limits.maxNodes;
+  if (nodes.length > limit) {
+    const why = `step ${step.id} would touch ${nodes.length} nodes, more than limits.maxNodes (${limit})`;
+    run.stopReason = { outcome: 'needs-human', why };
+    run.report.attention.push(why);
+    return emptyResult(`stopped: ${why}`);
+  }
+  report.nodes = Object.fromEntries(nodes.map((n) => [n, 'pending' as const]));
+  const acts = activitiesFor(step);
+  const notBefore = Date.parse(report.startedAt as string);
+  const results = await runPool(nodes, run.runbook.spec.limits.nodeParallelism, async (node) => {
+    (report.nodes as Record<string, string>)[node] = 'running';
+    const target = { cluster: run.report.cluster, node, step: step.id };
+    try {
+      const result = await nodeActivity(acts, step, target, notBefore);
+      (report.nodes as Record<string, string>)[node] = 'done';
+      return result;
+    } catch (err) {
+      const error = describeError(err);
+      (report.nodes as Record<string, string>)[node] = 'failed';
+      log.warn('Node step failed', { step: step.id, node, error });
+      return { ...emptyResult(''), failed: [{ target: node, error }] };
+    }
+  });
+  return mergeResults(results, step.id, nodes.length);
+}
+
+function nodeActivity(
+  acts: KubemendActivities,
+  step: NodeStep,
+  target: { cluster: string; node: string; step: string },
+  notBefore: number,
+): Promise<StepResult> {
+  switch (step.type) {
+    case 'node.measureClock':
+      return acts.measureClock({ ...target, maxSkewMs: durationMs(step.with.maxSkew) });
+    case 'node.syncClock':
+      return acts.syncClock({
+        ...target,
+        maxSkewMs: durationMs(step.with.maxSkew),
+        ntpServer: step.with.ntpServer,
+      });
+    case 'node.restartUnit':
+      return acts.restartUnit({ ...target, unit: step.with.unit, notBefore });
+  }
+}
+
+function mergeResults(results: StepResult[], stepId: string, total: number): StepResult {
+  const merged = emptyResult('');
+  for (const r of results) {
+    merged.flagged.push(...r.flagged);
+    merged.changed.push(...r.changed);
+    merged.actions.push(...r.actions);
+    merged.failed.push(...r.failed);
+    merged.attention.push(...r.attention);
+  }
+  const parts = [`${total} nodes`, `${merged.flagged.length} flagged`, `${merged.changed.length} changed`];
+  if (merged.failed.length > 0) parts.push(`${merged.failed.length} failed`);
+  merged.summary = parts.join(', ');
+  log.debug('Node step merged', { step: stepId, summary: merged.summary });
+  return merged;
+}
+
+function emptyResult(summary: string): StepResult {
+  return { flagged: [], changed: [], actions: [], failed: [], attention: [], summary };
+}
