@@ -39,7 +39,9 @@ export function createActivities(deps: ActivityDeps) {
     const c = deps.clusters.get(name);
     if (!c) {
       const known = [...deps.clusters.keys()].join(', ') || 'none';
-      throw new UnknownClusterError(`this worker does not serve cluster "${name}" (it serves: ${known})`);
+      throw new UnknownClusterError(
+        `this worker does not serve cluster "${name}" (it serves: ${known})`,
+      );
     }
     return c;
   };
@@ -60,12 +62,13 @@ export function createActivities(deps: ActivityDeps) {
 
   return {
     /** Node names of a cluster, from the worker's inventory. */
-    async listNodes(input: { cluster: string }): Promise<string[]> {
-      return cluster(input.cluster).inventory.nodes.map((n) => n.name);
+    listNodes(input: { cluster: string }): Promise<string[]> {
+      return Promise.resolve(cluster(input.cluster).inventory.nodes.map((n) => n.name));
     },
     /** Reads `runbooks/<name>.yaml` and validates it with the given parameters. */
     async loadRunbook(input: { name: string; params: Record<string, unknown> }): Promise<Runbook> {
-      if (!/^[a-z0-9][-a-z0-9]*$/.test(input.name)) throw new ConfigError(`not a runbook name: ${input.name}`);
+      if (!/^[a-z0-9][-a-z0-9]*$/.test(input.name))
+        throw new ConfigError(`not a runbook name: ${input.name}`);
       const file = join(deps.runbookDir, `${input.name}.yaml`);
       const text = await readFile(file, 'utf8').catch(() => {
         throw new ConfigError(`no runbook named ${input.name} (looked for ${file})`);
@@ -76,16 +79,22 @@ export function createActivities(deps: ActivityDeps) {
         throw new ConfigError((err as Error).message);
       }
     },
-    measureClock: (i: MeasureClockInput): Promise<StepResult> => node.measureClock(shell(i.cluster, i.node), i.maxSkewMs),
-    syncClock: (i: SyncClockInput): Promise<StepResult> => node.syncClock(shell(i.cluster, i.node), i),
-    restartUnit: (i: RestartUnitInput): Promise<StepResult> => node.restartUnit(shell(i.cluster, i.node), i),
-    findStuckPods: (i: FindStuckPodsInput): Promise<StepResult> => k8s.findStuckPods(kube(i.cluster), i),
-    forceDeletePods: (i: ForceDeletePodsInput): Promise<StepResult> => k8s.forceDeletePods(kube(i.cluster), i),
+    measureClock: (i: MeasureClockInput): Promise<StepResult> =>
+      node.measureClock(shell(i.cluster, i.node), i.maxSkewMs),
+    syncClock: (i: SyncClockInput): Promise<StepResult> =>
+      node.syncClock(shell(i.cluster, i.node), i),
+    restartUnit: (i: RestartUnitInput): Promise<StepResult> =>
+      node.restartUnit(shell(i.cluster, i.node), i),
+    findStuckPods: (i: FindStuckPodsInput): Promise<StepResult> =>
+      k8s.findStuckPods(kube(i.cluster), i),
+    forceDeletePods: (i: ForceDeletePodsInput): Promise<StepResult> =>
+      k8s.forceDeletePods(kube(i.cluster), i),
     rolloutRestartDaemonSet: (i: RolloutRestartInput): Promise<StepResult> =>
       k8s.rolloutRestartDaemonSet(kube(i.cluster), i),
     waitDaemonSetRollout: (i: DaemonSetTarget & WaitInput): Promise<StepResult> =>
       k8s.waitDaemonSetRollout(kube(i.cluster), i),
-    waitPodsReady: (i: WaitPodsReadyInput): Promise<StepResult> => k8s.waitPodsReady(kube(i.cluster), i),
+    waitPodsReady: (i: WaitPodsReadyInput): Promise<StepResult> =>
+      k8s.waitPodsReady(kube(i.cluster), i),
   };
 }
 

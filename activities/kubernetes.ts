@@ -35,7 +35,9 @@ const POLL_MS = 1000;
 function checkDeadline(timeoutMs: number, what: () => string): void {
   const started = Context.current().info.scheduledTimestampMs;
   if (Date.now() - started > timeoutMs) {
-    throw new ConvergenceTimeoutError(`not converged after ${Math.round(timeoutMs / 1000)}s: ${what()}`);
+    throw new ConvergenceTimeoutError(
+      `not converged after ${Math.round(timeoutMs / 1000)}s: ${what()}`,
+    );
   }
 }
 
@@ -64,7 +66,7 @@ function translate(err: unknown, what: string): never {
 }
 
 function apiMessage(err: ApiException<unknown>): string {
-  const body = err.body as unknown;
+  const body = err.body;
   if (typeof body === 'string') {
     try {
       return (JSON.parse(body) as { message?: string }).message ?? body;
@@ -92,7 +94,10 @@ async function listAllPods(k: KubeClients, namespace: string): Promise<V1Pod[]> 
   return pods;
 }
 
-async function listPodWarnings(k: KubeClients, namespace: string): Promise<Map<string, CoreV1Event[]>> {
+async function listPodWarnings(
+  k: KubeClients,
+  namespace: string,
+): Promise<Map<string, CoreV1Event[]>> {
   const byUid = new Map<string, CoreV1Event[]>();
   let cont: string | undefined;
   do {
@@ -114,17 +119,31 @@ async function listPodWarnings(k: KubeClients, namespace: string): Promise<Map<s
 }
 
 /** `k8s.findStuckPods`: classifies every pod of the namespaces; flags the ones safe to clear. */
-export async function findStuckPods(k: KubeClients, input: FindStuckPodsInput): Promise<StepResult> {
+export async function findStuckPods(
+  k: KubeClients,
+  input: FindStuckPodsInput,
+): Promise<StepResult> {
   const rules = {
     allowlist: input.allowlist,
     evidence: new RegExp(input.evidence),
     minStuckForMs: input.minStuckForMs,
     now: Date.now(),
   };
-  const result: StepResult = { flagged: [], changed: [], actions: [], failed: [], attention: [], summary: '', pods: [] };
+  const result: StepResult = {
+    flagged: [],
+    changed: [],
+    actions: [],
+    failed: [],
+    attention: [],
+    summary: '',
+    pods: [],
+  };
   let unexplained = 0;
   for (const namespace of input.namespaces) {
-    const [pods, events] = await Promise.all([listAllPods(k, namespace), listPodWarnings(k, namespace)]);
+    const [pods, events] = await Promise.all([
+      listAllPods(k, namespace),
+      listPodWarnings(k, namespace),
+    ]);
     for (const pod of pods) {
       const verdict = classifyPod(pod, events.get(pod.metadata?.uid ?? '') ?? [], rules);
       if (verdict.kind === 'healthy') continue;
@@ -132,7 +151,12 @@ export async function findStuckPods(k: KubeClients, input: FindStuckPodsInput): 
       const key = `${p.namespace}/${p.name}`;
       if (verdict.kind === 'unexplained') {
         unexplained++;
-        log.info('Pod looks stuck but has no matching evidence, leaving it', { namespace, pod: p.name, node: p.node, state: p.state });
+        log.info('Pod looks stuck but has no matching evidence, leaving it', {
+          namespace,
+          pod: p.name,
+          node: p.node,
+          state: p.state,
+        });
         continue;
       }
       result.pods?.push(p);
@@ -145,7 +169,9 @@ export async function findStuckPods(k: KubeClients, input: FindStuckPodsInput): 
       }
     }
   }
-  const byState = (s: PodRef['state']): number => result.pods?.filter((p) => p.state === s && result.flagged.includes(`${p.namespace}/${p.name}`)).length ?? 0;
+  const byState = (s: PodRef['state']): number =>
+    result.pods?.filter((p) => p.state === s && result.flagged.includes(`${p.namespace}/${p.name}`))
+      .length ?? 0;
   result.summary =
     `${result.flagged.length} stuck (${byState('terminating')} terminating, ${byState('creating')} creating)` +
     `, ${result.attention.length} excluded, ${unexplained} without evidence`;
@@ -158,18 +184,28 @@ export async function findStuckPods(k: KubeClients, input: FindStuckPodsInput): 
  * delete carries a UID precondition, so a same-named replacement is never hit. Progress is
  * heartbeated, and a retried attempt resumes after the last finished batch.
  */
-export async function forceDeletePods(k: KubeClients, input: ForceDeletePodsInput): Promise<StepResult> {
+export async function forceDeletePods(
+  k: KubeClients,
+  input: ForceDeletePodsInput,
+): Promise<StepResult> {
   const ctx = Context.current();
-  const done = (ctx.info.heartbeatDetails as { next: number; actions: Action[] } | undefined) ?? { next: 0, actions: [] };
+  const done = (ctx.info.heartbeatDetails as { next: number; actions: Action[] } | undefined) ?? {
+    next: 0,
+    actions: [],
+  };
   const rules = { minStuckForMs: input.minStuckForMs, now: Date.now() };
   for (let i = done.next; i < input.pods.length; i += input.batchSize) {
     const batch = input.pods.slice(i, i + input.batchSize);
-    const actions = await Promise.all(batch.map((ref) => forceDeleteOne(k, ref, rules, input.step)));
+    const actions = await Promise.all(
+      batch.map((ref) => forceDeleteOne(k, ref, rules, input.step)),
+    );
     done.actions.push(...actions);
     done.next = i + batch.length;
     ctx.heartbeat(done);
   }
-  const deleted = done.actions.filter((a) => a.result === 'ok').map((a) => a.target.replace(/^pod\//, ''));
+  const deleted = done.actions
+    .filter((a) => a.result === 'ok')
+    .map((a) => a.target.replace(/^pod\//, ''));
   const failed = done.actions.filter((a) => a.result === 'failed');
   return {
     flagged: [],
@@ -233,7 +269,10 @@ async function forceDeleteOne(
  * `k8s.rolloutRestart` of a DaemonSet, like `kubectl rollout restart`, but idempotent: the
  * patch also records the run's token, and a DaemonSet already carrying it is left alone.
  */
-export async function rolloutRestartDaemonSet(k: KubeClients, input: RolloutRestartInput): Promise<StepResult> {
+export async function rolloutRestartDaemonSet(
+  k: KubeClients,
+  input: RolloutRestartInput,
+): Promise<StepResult> {
   const { namespace, name } = input;
   const target = `daemonset/${namespace}/${name}`;
   const ds = await k.apps
@@ -241,15 +280,26 @@ export async function rolloutRestartDaemonSet(k: KubeClients, input: RolloutRest
     .catch((e: unknown) => translate(e, `read ${target}`));
   const strategy = ds.spec?.updateStrategy?.type ?? 'RollingUpdate';
   if (strategy !== 'RollingUpdate') {
-    throw new KubernetesRequestError(`${target} uses updateStrategy ${strategy}; a restart would never roll`);
+    throw new KubernetesRequestError(
+      `${target} uses updateStrategy ${strategy}; a restart would never roll`,
+    );
   }
   const annotations = ds.spec?.template.metadata?.annotations ?? {};
   if (annotations[RESTART_TOKEN] === input.token) {
-    log.info('DaemonSet already restarted by this step, nothing to do', { namespace, daemonset: name });
+    log.info('DaemonSet already restarted by this step, nothing to do', {
+      namespace,
+      daemonset: name,
+    });
     return restartResult(input, annotations[RESTARTED_AT] ?? input.restartedAt, true);
   }
   const patch = {
-    spec: { template: { metadata: { annotations: { [RESTARTED_AT]: input.restartedAt, [RESTART_TOKEN]: input.token } } } },
+    spec: {
+      template: {
+        metadata: {
+          annotations: { [RESTARTED_AT]: input.restartedAt, [RESTART_TOKEN]: input.token },
+        },
+      },
+    },
   };
   await k.apps
     .patchNamespacedDaemonSet(
@@ -257,11 +307,19 @@ export async function rolloutRestartDaemonSet(k: KubeClients, input: RolloutRest
       setHeaderOptions('Content-Type', PatchStrategy.StrategicMergePatch),
     )
     .catch((e: unknown) => translate(e, `patch ${target}`));
-  log.info('DaemonSet rollout restarted', { namespace, daemonset: name, restartedAt: input.restartedAt });
+  log.info('DaemonSet rollout restarted', {
+    namespace,
+    daemonset: name,
+    restartedAt: input.restartedAt,
+  });
   return restartResult(input, input.restartedAt, false);
 }
 
-function restartResult(input: RolloutRestartInput, restartedAt: string, already: boolean): StepResult {
+function restartResult(
+  input: RolloutRestartInput,
+  restartedAt: string,
+  already: boolean,
+): StepResult {
   const target = `daemonset/${input.namespace}/${input.name}`;
   return {
     flagged: [],
@@ -295,7 +353,10 @@ export function daemonSetRolledOut(ds: V1DaemonSet): boolean {
 }
 
 /** `k8s.waitRollout`: polls until the DaemonSet is rolled out; the step's timeout bounds it. */
-export async function waitDaemonSetRollout(k: KubeClients, input: DaemonSetTarget & WaitInput): Promise<StepResult> {
+export async function waitDaemonSetRollout(
+  k: KubeClients,
+  input: DaemonSetTarget & WaitInput,
+): Promise<StepResult> {
   const { namespace, name } = input;
   for (;;) {
     const ds = await k.apps
@@ -306,7 +367,14 @@ export async function waitDaemonSetRollout(k: KubeClients, input: DaemonSetTarge
     Context.current().heartbeat(progress);
     if (daemonSetRolledOut(ds)) {
       log.info('DaemonSet rolled out', { namespace, daemonset: name, progress });
-      return { flagged: [], changed: [], actions: [], failed: [], attention: [], summary: progress };
+      return {
+        flagged: [],
+        changed: [],
+        actions: [],
+        failed: [],
+        attention: [],
+        summary: progress,
+      };
     }
     checkDeadline(input.timeoutMs, () => `daemonset/${namespace}/${name} ${progress}`);
     await sleep(POLL_MS);
@@ -316,20 +384,38 @@ export async function waitDaemonSetRollout(k: KubeClients, input: DaemonSetTarge
 function podReady(pod: V1Pod): boolean {
   if (pod.metadata?.deletionTimestamp) return false;
   if (pod.status?.phase === 'Succeeded') return true;
-  return pod.status?.phase === 'Running' && !!pod.status.conditions?.some((c) => c.type === 'Ready' && c.status === 'True');
+  return (
+    pod.status?.phase === 'Running' &&
+    !!pod.status.conditions?.some((c) => c.type === 'Ready' && c.status === 'True')
+  );
 }
 
 /** `k8s.waitPodsReady`: polls until every pod of the namespaces is Ready (or Succeeded). */
-export async function waitPodsReady(k: KubeClients, input: WaitPodsReadyInput): Promise<StepResult> {
+export async function waitPodsReady(
+  k: KubeClients,
+  input: WaitPodsReadyInput,
+): Promise<StepResult> {
   for (;;) {
     const pods = (await Promise.all(input.namespaces.map((ns) => listAllPods(k, ns)))).flat();
-    const notReady = pods.filter((p) => !podReady(p)).map((p) => `${p.metadata?.namespace}/${p.metadata?.name}`);
+    const notReady = pods
+      .filter((p) => !podReady(p))
+      .map((p) => `${p.metadata?.namespace}/${p.metadata?.name}`);
     Context.current().heartbeat({ total: pods.length, notReady: notReady.slice(0, 20) });
     if (notReady.length === 0) {
       log.info('All pods Ready', { namespaces: input.namespaces, pods: pods.length });
-      return { flagged: [], changed: [], actions: [], failed: [], attention: [], summary: `${pods.length} pods Ready` };
+      return {
+        flagged: [],
+        changed: [],
+        actions: [],
+        failed: [],
+        attention: [],
+        summary: `${pods.length} pods Ready`,
+      };
     }
-    checkDeadline(input.timeoutMs, () => `${notReady.length} pods not Ready: ${notReady.slice(0, 10).join(', ')}`);
+    checkDeadline(
+      input.timeoutMs,
+      () => `${notReady.length} pods not Ready: ${notReady.slice(0, 10).join(', ')}`,
+    );
     await sleep(POLL_MS);
   }
 }

@@ -42,7 +42,12 @@ export async function readClock(shell: NodeShell): Promise<ClockReading> {
 export async function measureClock(shell: NodeShell, maxSkewMs: number): Promise<StepResult> {
   const clock = await readClock(shell);
   const skewed = Math.abs(clock.offsetMs) > maxSkewMs;
-  log.info('Node clock measured', { node: clock.node, offsetMs: Math.round(clock.offsetMs), skewed, timeSync: clock.timeSync });
+  log.info('Node clock measured', {
+    node: clock.node,
+    offsetMs: Math.round(clock.offsetMs),
+    skewed,
+    timeSync: clock.timeSync,
+  });
   return {
     flagged: skewed ? [clock.node] : [],
     changed: [],
@@ -80,18 +85,38 @@ export async function syncClock(shell: NodeShell, input: SyncClockInput): Promis
   const before = await readClock(shell);
   const at = new Date().toISOString();
   if (Math.abs(before.offsetMs) <= input.maxSkewMs) {
-    log.info('Node clock already in sync, nothing to do', { node, offsetMs: Math.round(before.offsetMs) });
+    log.info('Node clock already in sync, nothing to do', {
+      node,
+      offsetMs: Math.round(before.offsetMs),
+    });
     return nodeResult(node, false, `already in sync (${formatOffset(before.offsetMs)})`);
   }
   const command = syncCommand(before.timeSync, input.ntpServer);
-  log.info('Stepping node clock', { node, method: before.timeSync, offsetMs: Math.round(before.offsetMs) });
+  log.info('Stepping node clock', {
+    node,
+    method: before.timeSync,
+    offsetMs: Math.round(before.offsetMs),
+  });
   await shell.run(command, { timeoutSec: 30, signal: cancellation() });
   const after = await readClock(shell);
   if (Math.abs(after.offsetMs) > input.maxSkewMs) {
-    throw new RemoteCommandError(node, command, 0, `clock still off by ${formatOffset(after.offsetMs)}`);
+    throw new RemoteCommandError(
+      node,
+      command,
+      0,
+      `clock still off by ${formatOffset(after.offsetMs)}`,
+    );
   }
-  log.info('Node clock synced', { node, offsetBeforeMs: Math.round(before.offsetMs), offsetAfterMs: Math.round(after.offsetMs) });
-  const result = nodeResult(node, true, `${formatOffset(before.offsetMs)} -> ${formatOffset(after.offsetMs)}`);
+  log.info('Node clock synced', {
+    node,
+    offsetBeforeMs: Math.round(before.offsetMs),
+    offsetAfterMs: Math.round(after.offsetMs),
+  });
+  const result = nodeResult(
+    node,
+    true,
+    `${formatOffset(before.offsetMs)} -> ${formatOffset(after.offsetMs)}`,
+  );
   result.actions.push({
     kind: 'node.syncClock',
     target: `node/${node}`,
@@ -126,7 +151,14 @@ export async function restartUnit(shell: NodeShell, input: RestartUnitInput): Pr
     signal: cancellation(),
   });
   const result = nodeResult(node, true, `${unit} restarted`);
-  result.actions.push({ kind: 'node.restartUnit', target: `node/${node}`, at, result: 'ok', step: input.step, details: { unit } });
+  result.actions.push({
+    kind: 'node.restartUnit',
+    target: `node/${node}`,
+    at,
+    result: 'ok',
+    step: input.step,
+    details: { unit },
+  });
   return result;
 }
 
@@ -146,7 +178,14 @@ async function activeSince(shell: NodeShell, unit: string): Promise<number | und
 }
 
 function nodeResult(node: string, changed: boolean, summary: string): StepResult {
-  return { flagged: [], changed: changed ? [node] : [], actions: [], failed: [], attention: [], summary };
+  return {
+    flagged: [],
+    changed: changed ? [node] : [],
+    actions: [],
+    failed: [],
+    attention: [],
+    summary,
+  };
 }
 
 function cancellation(): AbortSignal | undefined {

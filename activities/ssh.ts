@@ -47,7 +47,12 @@ export class NodeShell {
     try {
       const result = await exec(conn, wrapped, (timeoutSec + 10) * 1000, options.signal);
       if (result.code === 124) {
-        throw new RemoteCommandError(this.node.name, command, 124, `timed out after ${timeoutSec}s`);
+        throw new RemoteCommandError(
+          this.node.name,
+          command,
+          124,
+          `timed out after ${timeoutSec}s`,
+        );
       }
       if (result.code !== 0 && !options.allowFailure) {
         throw new RemoteCommandError(this.node.name, command, result.code, result.stderr);
@@ -101,7 +106,11 @@ export class NodeShell {
     });
   }
 
-  private connectError(err: Error & { level?: string }, presented: string, expected: string[]): Error {
+  private connectError(
+    err: Error & { level?: string },
+    presented: string,
+    expected: string[],
+  ): Error {
     const where = `${this.node.name} (${this.node.address}:${this.node.port ?? this.inventory.ssh.port})`;
     if (presented && !expected.includes(presented)) {
       return new HostKeyMismatchError(
@@ -109,13 +118,20 @@ export class NodeShell {
       );
     }
     if (err.level === 'client-authentication') {
-      return new ConfigError(`${where}: SSH authentication failed for the inventory's key`, { cause: err });
+      return new ConfigError(`${where}: SSH authentication failed for the inventory's key`, {
+        cause: err,
+      });
     }
     return new NodeUnreachableError(`${where}: unreachable: ${err.message}`, { cause: err });
   }
 }
 
-function exec(conn: ssh2.Client, command: string, deadlineMs: number, signal?: AbortSignal): Promise<RemoteResult> {
+function exec(
+  conn: ssh2.Client,
+  command: string,
+  deadlineMs: number,
+  signal?: AbortSignal,
+): Promise<RemoteResult> {
   return new Promise((resolve, reject) => {
     const fail = (err: Error): void => {
       clearTimeout(timer);
@@ -123,8 +139,13 @@ function exec(conn: ssh2.Client, command: string, deadlineMs: number, signal?: A
       reject(err);
     };
     // Backstop for a node that stops answering mid-command; `timeout` on the node is the main bound.
-    const timer = setTimeout(() => fail(new NodeUnreachableError(`no answer within ${deadlineMs} ms`)), deadlineMs);
-    signal?.addEventListener('abort', () => fail(new NodeUnreachableError('cancelled')), { once: true });
+    const timer = setTimeout(
+      () => fail(new NodeUnreachableError(`no answer within ${deadlineMs} ms`)),
+      deadlineMs,
+    );
+    signal?.addEventListener('abort', () => fail(new NodeUnreachableError('cancelled')), {
+      once: true,
+    });
     conn.exec(command, (err, stream) => {
       if (err) return fail(new NodeUnreachableError(`cannot open a session: ${err.message}`));
       let stdout = '';

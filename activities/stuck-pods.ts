@@ -30,7 +30,11 @@ export type Verdict =
   | { kind: 'unexplained'; pod: PodRef };
 
 /** Classifies one pod given the events whose involvedObject is that pod. */
-export function classifyPod(pod: V1Pod, events: readonly CoreV1Event[], rules: StuckRules): Verdict {
+export function classifyPod(
+  pod: V1Pod,
+  events: readonly CoreV1Event[],
+  rules: StuckRules,
+): Verdict {
   const state = stuckState(pod, rules);
   if (!state) return { kind: 'healthy' };
   const evidence = events.find(
@@ -50,10 +54,15 @@ export function classifyPod(pod: V1Pod, events: readonly CoreV1Event[], rules: S
 }
 
 /** `terminating` / `creating` when the pod has been in that state too long, else undefined. */
-export function stuckState(pod: V1Pod, rules: Pick<StuckRules, 'minStuckForMs' | 'now'>): PodRef['state'] | undefined {
+export function stuckState(
+  pod: V1Pod,
+  rules: Pick<StuckRules, 'minStuckForMs' | 'now'>,
+): PodRef['state'] | undefined {
   const deletion = pod.metadata?.deletionTimestamp;
   if (deletion) {
-    return rules.now - new Date(deletion).getTime() >= rules.minStuckForMs ? 'terminating' : undefined;
+    return rules.now - new Date(deletion).getTime() >= rules.minStuckForMs
+      ? 'terminating'
+      : undefined;
   }
   if (!pod.spec?.nodeName || pod.status?.phase !== 'Pending') return undefined;
   const creating = (pod.status.containerStatuses ?? []).some(
@@ -80,6 +89,10 @@ function exclusion(pod: V1Pod, rules: StuckRules): string | undefined {
 }
 
 /** The pod is still the one diagnosed (same UID) and still stuck: safe to force-delete now. */
-export function stillStuck(pod: V1Pod, ref: PodRef, rules: Pick<StuckRules, 'minStuckForMs' | 'now'>): boolean {
+export function stillStuck(
+  pod: V1Pod,
+  ref: PodRef,
+  rules: Pick<StuckRules, 'minStuckForMs' | 'now'>,
+): boolean {
   return pod.metadata?.uid === ref.uid && stuckState(pod, rules) !== undefined;
 }

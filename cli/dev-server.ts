@@ -26,7 +26,9 @@ export function stateDir(): string {
 /** The `temporal` binary: $KUBEMEND_TEMPORAL_BIN, then the tools cache, then PATH. */
 export function temporalBinary(): string {
   if (process.env.KUBEMEND_TEMPORAL_BIN) return process.env.KUBEMEND_TEMPORAL_BIN;
-  const cache = process.env.KUBEMEND_TOOLS_BIN ?? join(process.env.XDG_CACHE_HOME ?? join(homedir(), '.cache'), 'kubemend/tools/bin');
+  const cache =
+    process.env.KUBEMEND_TOOLS_BIN ??
+    join(process.env.XDG_CACHE_HOME ?? join(homedir(), '.cache'), 'kubemend/tools/bin');
   const cached = join(cache, 'temporal');
   return existsSync(cached) ? cached : 'temporal';
 }
@@ -71,19 +73,32 @@ export async function ensureDevServer(dir = stateDir()): Promise<DevServer> {
   const infoFile = join(dir, 'server.json');
   if (existsSync(infoFile)) {
     const info = JSON.parse(readFileSync(infoFile, 'utf8')) as DevServer;
-    if (alive(info.pid) && (await reachable(info.address, 5000))) return { ...info, started: false };
+    if (alive(info.pid) && (await reachable(info.address, 5000)))
+      return { ...info, started: false };
   }
   const [port, uiPort] = [await freePort(), await freePort()];
   const log = openSync(join(dir, 'temporal.log'), 'a');
   const child = spawn(
     temporalBinary(),
     [
-      'server', 'start-dev',
-      '--db-filename', join(dir, 'temporal.db'),
-      '--ip', '127.0.0.1', '--port', String(port), '--ui-port', String(uiPort),
-      '--namespace', 'default', '--log-level', 'warn',
-      '--dynamic-config-value', 'frontend.enableUpdateWorkflowExecution=true',
-      '--dynamic-config-value', 'frontend.enableUpdateWorkflowExecutionAsyncAccepted=true',
+      'server',
+      'start-dev',
+      '--db-filename',
+      join(dir, 'temporal.db'),
+      '--ip',
+      '127.0.0.1',
+      '--port',
+      String(port),
+      '--ui-port',
+      String(uiPort),
+      '--namespace',
+      'default',
+      '--log-level',
+      'warn',
+      '--dynamic-config-value',
+      'frontend.enableUpdateWorkflowExecution=true',
+      '--dynamic-config-value',
+      'frontend.enableUpdateWorkflowExecutionAsyncAccepted=true',
     ],
     { detached: true, stdio: ['ignore', log, log] },
   );
@@ -97,7 +112,12 @@ export async function ensureDevServer(dir = stateDir()): Promise<DevServer> {
         'Run `npm run tools` to build it, or set TEMPORAL_ADDRESS to use your own server.',
     );
   }
-  const server: DevServer = { address, uiUrl: `http://127.0.0.1:${uiPort}`, pid: child.pid, started: true };
+  const server: DevServer = {
+    address,
+    uiUrl: `http://127.0.0.1:${uiPort}`,
+    pid: child.pid,
+    started: true,
+  };
   writeFileSync(infoFile, JSON.stringify(server, null, 2));
   return server;
 }

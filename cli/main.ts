@@ -20,8 +20,16 @@ const program = new Command('kubemend')
 
 const clusterOptions = (cmd: Command): Command =>
   cmd
-    .addOption(new Option('--kubeconfig <file>', 'kubeconfig of the cluster').env('KUBECONFIG').makeOptionMandatory())
-    .addOption(new Option('--inventory <file>', 'SSH inventory of its nodes').env('KUBEMEND_INVENTORY').makeOptionMandatory());
+    .addOption(
+      new Option('--kubeconfig <file>', 'kubeconfig of the cluster')
+        .env('KUBECONFIG')
+        .makeOptionMandatory(),
+    )
+    .addOption(
+      new Option('--inventory <file>', 'SSH inventory of its nodes')
+        .env('KUBEMEND_INVENTORY')
+        .makeOptionMandatory(),
+    );
 
 clusterOptions(
   program
@@ -37,24 +45,29 @@ clusterOptions(
     process.exitCode = await runCommand(runbook, opts as Parameters<typeof runCommand>[1]);
   });
 
-clusterOptions(program.command('worker').description('run a worker for one cluster (needs TEMPORAL_ADDRESS)')).action(
-  async (opts: { kubeconfig: string; inventory: string }) => {
-    const cluster = loadCluster(opts.kubeconfig, opts.inventory);
-    installLogger((process.env.KUBEMEND_LOG_LEVEL as 'INFO' | undefined) ?? 'INFO');
-    const target = await temporalTarget();
-    const connection = await NativeConnection.connect({ address: target.address });
-    const worker = await createKubemendWorker({ connection, namespace: target.namespace, cluster });
-    console.error(`kubemend: worker for cluster ${cluster.name} on ${target.address}`);
-    await worker.run();
-  },
-);
+clusterOptions(
+  program.command('worker').description('run a worker for one cluster (needs TEMPORAL_ADDRESS)'),
+).action(async (opts: { kubeconfig: string; inventory: string }) => {
+  const cluster = loadCluster(opts.kubeconfig, opts.inventory);
+  installLogger((process.env.KUBEMEND_LOG_LEVEL as 'INFO' | undefined) ?? 'INFO');
+  const target = await temporalTarget();
+  const connection = await NativeConnection.connect({ address: target.address });
+  const worker = await createKubemendWorker({ connection, namespace: target.namespace, cluster });
+  console.error(`kubemend: worker for cluster ${cluster.name} on ${target.address}`);
+  await worker.run();
+});
 
 program
   .command('validate')
   .description('validate runbook files (default: every file in runbooks/)')
   .argument('[files...]')
   .action((files: string[]) => {
-    const list = files.length > 0 ? files : readdirSync(RUNBOOK_DIR).filter((f) => f.endsWith('.yaml')).map((f) => join(RUNBOOK_DIR, f));
+    const list =
+      files.length > 0
+        ? files
+        : readdirSync(RUNBOOK_DIR)
+            .filter((f) => f.endsWith('.yaml'))
+            .map((f) => join(RUNBOOK_DIR, f));
     for (const file of list) {
       const rb = loadRunbook(readFileSync(file, 'utf8'), file);
       console.log(`${file}: ok (${rb.metadata.name}, ${rb.spec.steps.length} steps)`);
@@ -66,10 +79,15 @@ program
   .description('show the live progress of a run')
   .argument('<workflowId>', 'e.g. calico-cni-token-recovery/seed')
   .action(async (workflowId: string) => {
-    if (!process.env.TEMPORAL_ADDRESS) throw new UsageError('status needs TEMPORAL_ADDRESS (the server the run is on)');
+    if (!process.env.TEMPORAL_ADDRESS)
+      throw new UsageError('status needs TEMPORAL_ADDRESS (the server the run is on)');
     await withWorker(await temporalTarget(), undefined, {}, async (client) => {
       const report = await client.workflow.getHandle(workflowId).query(progressQuery);
-      console.log(report.status === 'finished' ? formatReport(report) : progressLines(undefined, report).join('\n'));
+      console.log(
+        report.status === 'finished'
+          ? formatReport(report)
+          : progressLines(undefined, report).join('\n'),
+      );
     });
   });
 

@@ -23,7 +23,9 @@ function describe(step: StepReport): string {
   if (step.status === 'running' && step.nodes) {
     const counts: Record<string, number> = {};
     for (const s of Object.values(step.nodes)) counts[s] = (counts[s] ?? 0) + 1;
-    return ` (${Object.entries(counts).map(([k, v]) => `${v} ${k}`).join(', ')})`;
+    return ` (${Object.entries(counts)
+      .map(([k, v]) => `${v} ${k}`)
+      .join(', ')})`;
   }
   if (step.status === 'failed') return `: ${step.error ?? ''}`;
   return step.summary ? `: ${step.summary}` : '';
@@ -37,18 +39,21 @@ function icon(status: StepReport['status']): string {
 export function formatReport(r: RunReport): string {
   const out: string[] = [];
   out.push(`kubemend: ${r.runbook} on ${r.cluster}: ${(r.outcome ?? r.status).toUpperCase()}`);
-  out.push(`  run ${r.workflowId} (${r.runId}), wall time ${((r.wallTimeMs ?? 0) / 1000).toFixed(1)}s`);
+  out.push(
+    `  run ${r.workflowId} (${r.runId}), wall time ${((r.wallTimeMs ?? 0) / 1000).toFixed(1)}s`,
+  );
   if (r.retryOf) out.push(`  retry of ${r.retryOf}`);
   out.push('steps:');
-  for (const s of r.steps) out.push(`  ${icon(s.status)} ${s.id.padEnd(14)} ${s.status}${describe(s)}`);
+  for (const s of r.steps)
+    out.push(`  ${icon(s.status)} ${s.id.padEnd(14)} ${s.status}${describe(s)}`);
   out.push(`actions (${r.actions.length}):`);
   for (const a of r.actions) {
     const d = a.details ?? {};
     const extra =
       a.kind === 'node.syncClock'
         ? ` offset ${fmtMs(d.offsetBeforeMs)} -> ${fmtMs(d.offsetAfterMs)} via ${String(d.method)}`
-        : d.why
-          ? ` (${String(d.why)})`
+        : typeof d.why === 'string'
+          ? ` (${d.why})`
           : '';
     out.push(`  ${a.result.padEnd(7)} ${a.kind.padEnd(24)} ${a.target}${extra}`);
   }
@@ -66,5 +71,7 @@ export function formatReport(r: RunReport): string {
 function fmtMs(v: unknown): string {
   const ms = Number(v);
   if (!Number.isFinite(ms)) return '?';
-  return Math.abs(ms) >= 3_600_000 ? `${(ms / 3_600_000).toFixed(1)}h` : `${(ms / 1000).toFixed(3)}s`;
+  return Math.abs(ms) >= 3_600_000
+    ? `${(ms / 3_600_000).toFixed(1)}h`
+    : `${(ms / 1000).toFixed(3)}s`;
 }

@@ -37,7 +37,8 @@ export interface RunOptions {
 /** Reads a runbook given as a path or as a name in runbooks/. */
 export function readRunbook(ref: string, params: Record<string, unknown>): Runbook {
   const file = existsSync(ref) ? ref : join(RUNBOOK_DIR, `${ref}.yaml`);
-  if (!existsSync(file)) throw new UsageError(`no runbook file ${ref}, and no runbooks/${ref}.yaml`);
+  if (!existsSync(file))
+    throw new UsageError(`no runbook file ${ref}, and no runbooks/${ref}.yaml`);
   return loadRunbook(readFileSync(file, 'utf8'), file, params);
 }
 
@@ -121,7 +122,11 @@ export async function withWorker<T>(
   }
 }
 
-async function startWorker(target: TemporalTarget, cluster: ClusterConfig, verbose?: boolean): Promise<Worker> {
+async function startWorker(
+  target: TemporalTarget,
+  cluster: ClusterConfig,
+  verbose?: boolean,
+): Promise<Worker> {
   const logs = join(stateDir(), 'logs');
   mkdirSync(logs, { recursive: true });
   installLogger(verbose ? 'INFO' : 'WARN', verbose ? undefined : join(logs, 'worker.jsonl'));

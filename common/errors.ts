@@ -31,7 +31,9 @@ export class RemoteCommandError extends KubemendError {
     readonly exitCode: number | null,
     readonly stderr: string,
   ) {
-    super(`${node}: '${command}' exited ${exitCode ?? 'by signal'}: ${stderr.trim().split('\n').slice(-3).join(' | ')}`);
+    super(
+      `${node}: '${command}' exited ${exitCode ?? 'by signal'}: ${stderr.trim().split('\n').slice(-3).join(' | ')}`,
+    );
   }
 }
 

@@ -8,7 +8,9 @@ import { z } from 'zod';
 export const InventorySchema = z.strictObject({
   apiVersion: z.literal('kubemend.io/v1alpha1'),
   kind: z.literal('Inventory'),
-  cluster: z.string().regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, 'a cluster name (lowercase, digits, -)'),
+  cluster: z
+    .string()
+    .regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, 'a cluster name (lowercase, digits, -)'),
   ssh: z.strictObject({
     user: z.string().min(1).default('root'),
     port: z.number().int().min(1).max(65535).default(22),

@@ -48,7 +48,9 @@ function parseText(text: string, file: string): unknown {
     return parseYaml(text) as unknown;
   } catch (err) {
     const where = err instanceof YAMLParseError ? ` at line ${err.linePos?.[0].line ?? '?'}` : '';
-    throw new RunbookError(file, [`not valid YAML${where}: ${(err as Error).message.split('\n')[0]}`]);
+    throw new RunbookError(file, [
+      `not valid YAML${where}: ${(err as Error).message.split('\n')[0]}`,
+    ]);
   }
 }
 
@@ -68,12 +70,16 @@ function resolveParams(
   }
   for (const [name, value] of Object.entries(overrides)) {
     if (!(name in values)) {
-      problems.push(`parameter ${name}: not declared in spec.parameters (known: ${Object.keys(values).join(', ') || 'none'})`);
+      problems.push(
+        `parameter ${name}: not declared in spec.parameters (known: ${Object.keys(values).join(', ') || 'none'})`,
+      );
       continue;
     }
     const converted = convertParam(value, values[name]);
     if (converted === undefined) {
-      problems.push(`parameter ${name}: ${JSON.stringify(value)} is not a ${describeType(values[name])}`);
+      problems.push(
+        `parameter ${name}: ${JSON.stringify(value)} is not a ${describeType(values[name])}`,
+      );
     } else {
       values[name] = converted;
     }
@@ -88,8 +94,12 @@ function describeType(sample: unknown): string {
 
 function convertParam(value: unknown, sample: unknown): ParamValue | undefined {
   if (Array.isArray(sample)) {
-    if (Array.isArray(value) && value.every((v) => typeof v === 'string')) return value as string[];
-    if (typeof value === 'string') return value.split(',').map((v) => v.trim()).filter(Boolean);
+    if (Array.isArray(value) && value.every((v) => typeof v === 'string')) return value;
+    if (typeof value === 'string')
+      return value
+        .split(',')
+        .map((v) => v.trim())
+        .filter(Boolean);
     return undefined;
   }
   if (typeof sample === 'number') {
@@ -111,9 +121,7 @@ function substitute(raw: unknown, params: Record<string, ParamValue>, file: stri
     if (typeof node === 'string') return substituteString(node, params, path, problems);
     if (Array.isArray(node)) return node.flatMap((v, i) => spread(walk(v, `${path}[${i}]`), v));
     if (node !== null && typeof node === 'object') {
-      return Object.fromEntries(
-        Object.entries(node).map(([k, v]) => [k, walk(v, `${path}.${k}`)]),
-      );
+      return Object.fromEntries(Object.entries(node).map(([k, v]) => [k, walk(v, `${path}.${k}`)]));
     }
     return node;
   };
@@ -155,7 +163,8 @@ function describeIssues(error: z.ZodError, data: unknown): string[] {
 /** `spec.steps[2].with.maxSkew` becomes `step "sync" (spec.steps[2]) field with.maxSkew`. */
 function describePath(path: PropertyKey[], data: unknown): string {
   const text = path.reduce<string>(
-    (acc, key) => (typeof key === 'number' ? `${acc}[${key}]` : acc ? `${acc}.${String(key)}` : String(key)),
+    (acc, key) =>
+      typeof key === 'number' ? `${acc}[${key}]` : acc ? `${acc}.${String(key)}` : String(key),
     '',
   );
   if (path[0] !== 'spec' || path[1] !== 'steps' || typeof path[2] !== 'number') {
@@ -226,6 +235,8 @@ function checkPattern(pattern: string, where: string, problems: string[]): void 
   try {
     new RegExp(pattern);
   } catch (err) {
-    problems.push(`${where} field with.evidence: not a regular expression (${(err as Error).message})`);
+    problems.push(
+      `${where} field with.evidence: not a regular expression (${(err as Error).message})`,
+    );
   }
 }

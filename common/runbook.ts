@@ -19,7 +19,9 @@ export function durationMs(value: string): number {
   return Number(match[1]) * UNIT_MS[match[2] as keyof typeof UNIT_MS];
 }
 
-const IdSchema = z.string().regex(/^[a-z][a-zA-Z0-9-]*$/, 'a step id: a letter, then letters, digits, -');
+const IdSchema = z
+  .string()
+  .regex(/^[a-z][a-zA-Z0-9-]*$/, 'a step id: a letter, then letters, digits, -');
 const K8sName = z.string().regex(/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/, 'a Kubernetes name');
 const UnitName = z.string().regex(/^[a-zA-Z0-9@._-]+$/, 'a systemd unit name');
 
@@ -33,10 +35,7 @@ export type NodeSelector = z.infer<typeof NodeSelectorSchema>;
 
 /** A condition on earlier steps' results; a step whose condition is false is skipped. */
 export type Condition =
-  | { flagged: string }
-  | { changed: string }
-  | { any: Condition[] }
-  | { all: Condition[] };
+  { flagged: string } | { changed: string } | { any: Condition[] } | { all: Condition[] };
 export const ConditionSchema: z.ZodType<Condition> = z.lazy(() =>
   z.union([
     z.strictObject({ flagged: IdSchema }),
@@ -76,7 +75,10 @@ export const StepSchema = z.discriminatedUnion('type', [
     with: z
       .strictObject({
         maxSkew: DurationSchema.default('2s'),
-        ntpServer: z.string().regex(/^[a-zA-Z0-9.:-]+$/, 'a host name or address').default('pool.ntp.org'),
+        ntpServer: z
+          .string()
+          .regex(/^[a-zA-Z0-9.:-]+$/, 'a host name or address')
+          .default('pool.ntp.org'),
       })
       .default({ maxSkew: '2s', ntpServer: 'pool.ntp.org' }),
   }),

@@ -38,11 +38,7 @@ export type Outcome = 'recovered' | 'partial' | 'failed' | 'needs-human';
 
 /** One side effect kubemend caused (or tried to), as it appears in the report. */
 export interface Action {
-  kind:
-    | 'node.syncClock'
-    | 'node.restartUnit'
-    | 'pod.forceDelete'
-    | 'daemonset.rolloutRestart';
+  kind: 'node.syncClock' | 'node.restartUnit' | 'pod.forceDelete' | 'daemonset.rolloutRestart';
   /** `node/<name>`, `pod/<ns>/<name>`, `daemonset/<ns>/<name>`. */
   target: string;
   at: string;

@@ -25,7 +25,9 @@ export function loadInventory(path: string): Inventory {
   }
   const parsed = InventorySchema.safeParse(raw);
   if (!parsed.success) {
-    const problems = parsed.error.issues.map((i) => `field ${i.path.join('.') || '(root)'}: ${i.message}`);
+    const problems = parsed.error.issues.map(
+      (i) => `field ${i.path.join('.') || '(root)'}: ${i.message}`,
+    );
     throw new ConfigError(`${path}: invalid inventory\n  - ${problems.join('\n  - ')}`);
   }
   const base = dirname(resolve(path));

@@ -8,7 +8,15 @@ import { DefaultLogger, Runtime } from '@temporalio/worker';
 import type { LogEntry, LogLevel } from '@temporalio/worker';
 
 // SDK metadata that is noise at 3 a.m.: the ids that matter are kept.
-const DROP = new Set(['sdkComponent', 'taskQueue', 'namespace', 'workflowType', 'activityId', 'isLocal', 'taskToken']);
+const DROP = new Set([
+  'sdkComponent',
+  'taskQueue',
+  'namespace',
+  'workflowType',
+  'activityId',
+  'isLocal',
+  'taskToken',
+]);
 
 /** Formats one entry as a JSON line. */
 export function formatEntry(entry: LogEntry): string {
@@ -26,6 +34,7 @@ let installed = false;
 export function installLogger(level: LogLevel = 'INFO', sink?: string | Writable): void {
   if (installed) return;
   installed = true;
-  const out: Writable = typeof sink === 'string' ? createWriteStream(sink, { flags: 'a' }) : (sink ?? process.stderr);
+  const out: Writable =
+    typeof sink === 'string' ? createWriteStream(sink, { flags: 'a' }) : (sink ?? process.stderr);
   Runtime.install({ logger: new DefaultLogger(level, (entry) => out.write(formatEntry(entry))) });
 }

@@ -3,7 +3,8 @@
  * this worker serves. One worker per cluster task queue.
  */
 import { fileURLToPath } from 'node:url';
-import { NativeConnection, Worker } from '@temporalio/worker';
+import { Worker } from '@temporalio/worker';
+import type { NativeConnection } from '@temporalio/worker';
 import { createActivities } from '../activities/index.js';
 import { taskQueueFor } from '../common/types.js';
 import type { ClusterConfig } from './config.js';
@@ -32,7 +33,9 @@ export async function createKubemendWorker(options: WorkerOptions): Promise<Work
     namespace: options.namespace,
     taskQueue: taskQueueFor(cluster.name),
     activities,
-    ...(options.workflowBundle ? { workflowBundle: options.workflowBundle } : { workflowsPath: WORKFLOWS_PATH }),
+    ...(options.workflowBundle
+      ? { workflowBundle: options.workflowBundle }
+      : { workflowsPath: WORKFLOWS_PATH }),
     maxConcurrentActivityTaskExecutions: 20,
     // Stop promptly on shutdown; an interrupted activity is retried by the next worker.
     shutdownGraceTime: '5s',

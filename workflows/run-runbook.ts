@@ -122,7 +122,11 @@ class RunState {
     r.finishedAt = new Date().toISOString();
     r.wallTimeMs = Date.now() - workflowInfo().startTime.getTime();
     r.outcome = this.outcome();
-    log.info('Run finished', { outcome: r.outcome, actions: r.actions.length, wallTimeMs: r.wallTimeMs });
+    log.info('Run finished', {
+      outcome: r.outcome,
+      actions: r.actions.length,
+      wallTimeMs: r.wallTimeMs,
+    });
     return r;
   }
 
@@ -187,7 +191,7 @@ function tooManyNodeFailures(run: RunState): boolean {
 function describeError(err: unknown): string {
   let e = err as { message?: string; cause?: unknown } | undefined;
   // ActivityFailure wraps the activity's ApplicationFailure: report the innermost message.
-  while (e?.cause) e = e.cause as typeof e;
+  while (e?.cause) e = e.cause;
   return e?.message ?? String(err);
 }
 
@@ -343,7 +347,11 @@ function mergeResults(results: StepResult[], stepId: string, total: number): Ste
     merged.failed.push(...r.failed);
     merged.attention.push(...r.attention);
   }
-  const parts = [`${total} nodes`, `${merged.flagged.length} flagged`, `${merged.changed.length} changed`];
+  const parts = [
+    `${total} nodes`,
+    `${merged.flagged.length} flagged`,
+    `${merged.changed.length} changed`,
+  ];
   if (merged.failed.length > 0) parts.push(`${merged.failed.length} failed`);
   merged.summary = parts.join(', ');
   log.debug('Node step merged', { step: stepId, summary: merged.summary });

@@ -40,7 +40,10 @@ describe('loadRunbook', () => {
   });
 
   it('converts string overrides to the declared parameter type', () => {
-    const rb = loadRunbook(seedText, SEED, { namespaces: 'kserve, cert-manager', minStuckFor: '5s' });
+    const rb = loadRunbook(seedText, SEED, {
+      namespaces: 'kserve, cert-manager',
+      minStuckFor: '5s',
+    });
 
     const diagnose = rb.spec.steps.find((s) => s.id === 'diagnose');
     expect(diagnose?.type === 'k8s.findStuckPods' && diagnose.with).toMatchObject({
@@ -52,11 +55,15 @@ describe('loadRunbook', () => {
   it('rejects an undeclared parameter, naming it and the known ones', () => {
     const problems = problemsOf(seedText, { nope: '1' });
 
-    expect(problems).toEqual([expect.stringMatching(/parameter nope: not declared .*known: namespaces, minStuckFor/)]);
+    expect(problems).toEqual([
+      expect.stringMatching(/parameter nope: not declared .*known: namespaces, minStuckFor/),
+    ]);
   });
 
   it('names the step and the field of a bad value', () => {
-    const problems = problemsOf(minimal(`    - { id: sync, type: node.syncClock, with: { maxSkew: soon } }`));
+    const problems = problemsOf(
+      minimal(`    - { id: sync, type: node.syncClock, with: { maxSkew: soon } }`),
+    );
 
     expect(problems).toEqual([
       'step "sync" (spec.steps[0]) field with.maxSkew: a duration such as 500ms, 30s, 5m, 2h or 1d',
@@ -70,7 +77,9 @@ describe('loadRunbook', () => {
   });
 
   it('rejects unknown fields instead of ignoring them', () => {
-    const problems = problemsOf(minimal(`    - { id: m, type: node.measureClock, nodes: all, tiemout: 5m }`));
+    const problems = problemsOf(
+      minimal(`    - { id: m, type: node.measureClock, nodes: all, tiemout: 5m }`),
+    );
 
     expect(problems[0]).toMatch(/step "m" .*tiemout/);
   });
@@ -89,10 +98,14 @@ describe('loadRunbook', () => {
 
   it('refuses steps that act outside the allowlist', () => {
     const problems = problemsOf(
-      minimal(`    - { id: r, type: k8s.rolloutRestart, with: { kind: DaemonSet, namespace: payments, name: x } }`),
+      minimal(
+        `    - { id: r, type: k8s.rolloutRestart, with: { kind: DaemonSet, namespace: payments, name: x } }`,
+      ),
     );
 
-    expect(problems).toEqual(['step "r" (spec.steps[0]): namespace payments is not in spec.allowlist']);
+    expect(problems).toEqual([
+      'step "r" (spec.steps[0]): namespace payments is not in spec.allowlist',
+    ]);
   });
 
   it('rejects duplicate ids and bad evidence patterns', () => {
@@ -103,12 +116,16 @@ describe('loadRunbook', () => {
 
     expect(problems).toEqual([
       'step "a" (spec.steps[1]) field id: duplicate id "a"',
-      expect.stringMatching(/^step "a" \(spec\.steps\[1\]\) field with\.evidence: not a regular expression/),
+      expect.stringMatching(
+        /^step "a" \(spec\.steps\[1\]\) field with\.evidence: not a regular expression/,
+      ),
     ]);
   });
 
   it('reports YAML syntax errors with a line', () => {
-    expect(problemsOf('spec: [unclosed')).toEqual([expect.stringMatching(/^not valid YAML at line 1/)]);
+    expect(problemsOf('spec: [unclosed')).toEqual([
+      expect.stringMatching(/^not valid YAML at line 1/),
+    ]);
   });
 
   it('rejects a parameter value of the wrong type', () => {

@@ -3,32 +3,60 @@ import { classifyPod, stillStuck, stuckState } from '../../activities/stuck-pods
 
 const NOW = Date.parse('2026-12-03T12:00:00Z');
 const ago = (s: number): Date => new Date(NOW - s * 1000);
-const EVIDENCE = /plugin type="calico" failed \((add|delete)\).*connection is unauthorized: Unauthorized/;
-const rules = { allowlist: ['kserve', 'kube-system'], evidence: EVIDENCE, minStuckForMs: 30_000, now: NOW };
+const EVIDENCE =
+  /plugin type="calico" failed \((add|delete)\).*connection is unauthorized: Unauthorized/;
+const rules = {
+  allowlist: ['kserve', 'kube-system'],
+  evidence: EVIDENCE,
+  minStuckForMs: 30_000,
+  now: NOW,
+};
 const CNI_ADD =
   'Failed to create pod sandbox: rpc error: code = Unknown desc = failed to setup network for sandbox "ab": ' +
   'plugin type="calico" failed (add): error getting ClusterInformation: connection is unauthorized: Unauthorized';
 
-function pod(overrides: { meta?: Partial<NonNullable<V1Pod['metadata']>>; spec?: Partial<NonNullable<V1Pod['spec']>>; status?: V1Pod['status'] } = {}): V1Pod {
+function pod(
+  overrides: {
+    meta?: Partial<NonNullable<V1Pod['metadata']>>;
+    spec?: Partial<NonNullable<V1Pod['spec']>>;
+    status?: V1Pod['status'];
+  } = {},
+): V1Pod {
   return {
     metadata: {
       name: 'p',
       namespace: 'kserve',
       uid: 'uid-1',
       creationTimestamp: ago(120),
-      ownerReferences: [{ apiVersion: 'apps/v1', kind: 'ReplicaSet', name: 'rs', uid: 'rs-1', controller: true }],
+      ownerReferences: [
+        { apiVersion: 'apps/v1', kind: 'ReplicaSet', name: 'rs', uid: 'rs-1', controller: true },
+      ],
       ...overrides.meta,
     },
     spec: { nodeName: 'node-1', containers: [{ name: 'c' }], ...overrides.spec },
     status: overrides.status ?? {
       phase: 'Pending',
-      containerStatuses: [{ name: 'c', image: 'i', imageID: '', ready: false, restartCount: 0, state: { waiting: { reason: 'ContainerCreating' } } }],
+      containerStatuses: [
+        {
+          name: 'c',
+          image: 'i',
+          imageID: '',
+          ready: false,
+          restartCount: 0,
+          state: { waiting: { reason: 'ContainerCreating' } },
+        },
+      ],
     },
   };
 }
 
 function event(uid: string, message = CNI_ADD): CoreV1Event {
-  return { metadata: {}, involvedObject: { kind: 'Pod', uid }, reason: 'FailedCreatePodSandBox', message };
+  return {
+    metadata: {},
+    involvedObject: { kind: 'Pod', uid },
+    reason: 'FailedCreatePodSandBox',
+    message,
+  };
 }
 
 describe('stuckState', () => {
@@ -52,7 +80,19 @@ describe('stuckState', () => {
 
   it('does not count other waiting reasons (image pulls, crash loops)', () => {
     const pulling = pod({
-      status: { phase: 'Pending', containerStatuses: [{ name: 'c', image: 'i', imageID: '', ready: false, restartCount: 0, state: { waiting: { reason: 'ImagePullBackOff' } } }] },
+      status: {
+        phase: 'Pending',
+        containerStatuses: [
+          {
+            name: 'c',
+            image: 'i',
+            imageID: '',
+            ready: false,
+            restartCount: 0,
+            state: { waiting: { reason: 'ImagePullBackOff' } },
+          },
+        ],
+      },
     });
     expect(stuckState(pulling, rules)).toBeUndefined();
   });
@@ -64,7 +104,14 @@ describe('classifyPod', () => {
 
     expect(verdict).toEqual({
       kind: 'stuck',
-      pod: { namespace: 'kserve', name: 'p', uid: 'uid-1', node: 'node-1', state: 'creating', reason: `FailedCreatePodSandBox: ${CNI_ADD}` },
+      pod: {
+        namespace: 'kserve',
+        name: 'p',
+        uid: 'uid-1',
+        node: 'node-1',
+        state: 'creating',
+        reason: `FailedCreatePodSandBox: ${CNI_ADD}`,
+      },
     });
   });
 
@@ -73,18 +120,34 @@ describe('classifyPod', () => {
   });
 
   it('needs evidence matching the runbook cause', () => {
-    expect(classifyPod(pod(), [event('uid-1', 'Back-off pulling image')], rules).kind).toBe('unexplained');
+    expect(classifyPod(pod(), [event('uid-1', 'Back-off pulling image')], rules).kind).toBe(
+      'unexplained',
+    );
   });
 
   it.each([
-    ['a namespace outside the allowlist', pod({ meta: { namespace: 'payments' } }), /not in the runbook's allowlist/],
+    [
+      'a namespace outside the allowlist',
+      pod({ meta: { namespace: 'payments' } }),
+      /not in the runbook's allowlist/,
+    ],
     ['a bare pod', pod({ meta: { ownerReferences: [] } }), /no controller/],
     [
       'a StatefulSet pod',
-      pod({ meta: { ownerReferences: [{ apiVersion: 'apps/v1', kind: 'StatefulSet', name: 's', uid: 's', controller: true }] } }),
+      pod({
+        meta: {
+          ownerReferences: [
+            { apiVersion: 'apps/v1', kind: 'StatefulSet', name: 's', uid: 's', controller: true },
+          ],
+        },
+      }),
       /StatefulSet/,
     ],
-    ['a pod with finalizers', pod({ meta: { finalizers: ['batch.kubernetes.io/job-tracking'] } }), /finalizers \(batch/],
+    [
+      'a pod with finalizers',
+      pod({ meta: { finalizers: ['batch.kubernetes.io/job-tracking'] } }),
+      /finalizers \(batch/,
+    ],
     ['a host-network pod', pod({ spec: { hostNetwork: true } }), /host network/],
   ])('excludes %s and says why', (_what, subject, why) => {
     const verdict = classifyPod(subject, [event('uid-1')], rules);
@@ -94,12 +157,20 @@ describe('classifyPod', () => {
   });
 
   it('calls a healthy pod healthy whatever its events say', () => {
-    expect(classifyPod(pod({ status: { phase: 'Running' } }), [event('uid-1')], rules)).toEqual({ kind: 'healthy' });
+    expect(classifyPod(pod({ status: { phase: 'Running' } }), [event('uid-1')], rules)).toEqual({
+      kind: 'healthy',
+    });
   });
 });
 
 describe('stillStuck', () => {
-  const ref = { namespace: 'kserve', name: 'p', uid: 'uid-1', state: 'creating' as const, reason: '' };
+  const ref = {
+    namespace: 'kserve',
+    name: 'p',
+    uid: 'uid-1',
+    state: 'creating' as const,
+    reason: '',
+  };
 
   it('is true for the same pod still stuck', () => {
     expect(stillStuck(pod(), ref, rules)).toBe(true);

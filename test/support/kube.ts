@@ -1,0 +1,37 @@
+/**
+ * Read helpers for integration tests: the cluster as the bed's admin sees it.
+ */
+import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
+import type { V1Pod } from '@kubernetes/client-node';
+
+export function adminCore(kubeconfigPath: string): CoreV1Api {
+  const kc = new KubeConfig();
+  kc.loadFromFile(kubeconfigPath);
+  return kc.makeApiClient(CoreV1Api);
+}
+
+export async function podsIn(core: CoreV1Api, namespaces: string[]): Promise<V1Pod[]> {
+  const lists = await Promise.all(
+    namespaces.map((namespace) => core.listNamespacedPod({ namespace })),
+  );
+  return lists.flatMap((l) => l.items);
+}
+
+export const key = (p: V1Pod): string => `${p.metadata?.namespace}/${p.metadata?.name}`;
+
+export function isReady(p: V1Pod): boolean {
+  return (
+    !p.metadata?.deletionTimestamp &&
+    p.status?.phase === 'Running' &&
+    !!p.status.conditions?.some((c) => c.type === 'Ready' && c.status === 'True')
+  );
+}
+
+/** Pods the seed runbook must clear: Terminating, or Pending in ContainerCreating. */
+export function isStuck(p: V1Pod): boolean {
+  if (p.metadata?.deletionTimestamp) return true;
+  return (
+    p.status?.phase === 'Pending' &&
+    !!p.status.containerStatuses?.some((c) => c.state?.waiting?.reason === 'ContainerCreating')
+  );
+}
