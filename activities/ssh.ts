@@ -133,8 +133,13 @@ function exec(
   signal?: AbortSignal,
 ): Promise<RemoteResult> {
   return new Promise((resolve, reject) => {
-    const fail = (err: Error): void => {
+    const onAbort = (): void => fail(new NodeUnreachableError('cancelled'));
+    const settle = (): void => {
       clearTimeout(timer);
+      signal?.removeEventListener('abort', onAbort);
+    };
+    const fail = (err: Error): void => {
+      settle();
       conn.destroy();
       reject(err);
     };
@@ -143,9 +148,7 @@ function exec(
       () => fail(new NodeUnreachableError(`no answer within ${deadlineMs} ms`)),
       deadlineMs,
     );
-    signal?.addEventListener('abort', () => fail(new NodeUnreachableError('cancelled')), {
-      once: true,
-    });
+    signal?.addEventListener('abort', onAbort, { once: true });
     conn.exec(command, (err, stream) => {
       if (err) return fail(new NodeUnreachableError(`cannot open a session: ${err.message}`));
       let stdout = '';
@@ -153,7 +156,7 @@ function exec(
       stream.on('data', (d: Buffer) => (stdout += d.toString()));
       stream.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
       stream.on('close', (code: number | null) => {
-        clearTimeout(timer);
+        settle();
         resolve({ code, stdout, stderr });
       });
     });
