@@ -3,6 +3,7 @@
  * resolved here, in the worker, from the cluster name a workflow passes.
  */
 import { readFile } from 'node:fs/promises';
+import { Context } from '@temporalio/activity';
 import { join } from 'node:path';
 import { loadRunbook } from '../common/load-runbook.js';
 import type { Runbook } from '../common/runbook.js';
@@ -28,6 +29,24 @@ export interface ActivityDeps {
   clusters: ReadonlyMap<string, ClusterConfig>;
   /** Folder of runbook files, for runs started by name (Temporal UI, schedules, webhook). */
   runbookDir: string;
+}
+
+const HEARTBEAT_EVERY_MS = 5_000;
+
+/**
+ * Heartbeats while `fn` runs, so a worker that dies mid-step is noticed within the heartbeat
+ * timeout (not the whole step timeout), and so the activity learns of cancellation.
+ */
+function heartbeating<I, R>(fn: (input: I) => Promise<R>): (input: I) => Promise<R> {
+  return async (input) => {
+    const ctx = Context.current();
+    const timer = setInterval(() => ctx.heartbeat(), HEARTBEAT_EVERY_MS);
+    try {
+      return await fn(input);
+    } finally {
+      clearInterval(timer);
+    }
+  };
 }
 
 /** Builds the activity functions; the workflow sees them through {@link KubemendActivities}. */
@@ -79,18 +98,20 @@ export function createActivities(deps: ActivityDeps) {
         throw new ConfigError((err as Error).message);
       }
     },
-    measureClock: (i: MeasureClockInput): Promise<StepResult> =>
+    measureClock: heartbeating((i: MeasureClockInput) =>
       node.measureClock(shell(i.cluster, i.node), i.maxSkewMs),
-    syncClock: (i: SyncClockInput): Promise<StepResult> =>
-      node.syncClock(shell(i.cluster, i.node), i),
-    restartUnit: (i: RestartUnitInput): Promise<StepResult> =>
+    ),
+    syncClock: heartbeating((i: SyncClockInput) => node.syncClock(shell(i.cluster, i.node), i)),
+    restartUnit: heartbeating((i: RestartUnitInput) =>
       node.restartUnit(shell(i.cluster, i.node), i),
-    findStuckPods: (i: FindStuckPodsInput): Promise<StepResult> =>
-      k8s.findStuckPods(kube(i.cluster), i),
+    ),
+    findStuckPods: heartbeating((i: FindStuckPodsInput) => k8s.findStuckPods(kube(i.cluster), i)),
+    rolloutRestartDaemonSet: heartbeating((i: RolloutRestartInput) =>
+      k8s.rolloutRestartDaemonSet(kube(i.cluster), i),
+    ),
+    // These heartbeat their own progress (batches done, rollout state) as details.
     forceDeletePods: (i: ForceDeletePodsInput): Promise<StepResult> =>
       k8s.forceDeletePods(kube(i.cluster), i),
-    rolloutRestartDaemonSet: (i: RolloutRestartInput): Promise<StepResult> =>
-      k8s.rolloutRestartDaemonSet(kube(i.cluster), i),
     waitDaemonSetRollout: (i: DaemonSetTarget & WaitInput): Promise<StepResult> =>
       k8s.waitDaemonSetRollout(kube(i.cluster), i),
     waitPodsReady: (i: WaitPodsReadyInput): Promise<StepResult> =>

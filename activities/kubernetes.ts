@@ -352,33 +352,69 @@ export function daemonSetRolledOut(ds: V1DaemonSet): boolean {
   );
 }
 
+interface Probe {
+  done: boolean;
+  /** One line for the heartbeat, the log and, on timeout, the error. */
+  progress: string;
+}
+
+/**
+ * Polls `probe` until it is done or the step's timeout has passed since the first attempt.
+ * Transient API errors (a restarting apiserver, 429, 5xx) do not end the wait; they are logged
+ * once per streak and polling goes on. Each poll heartbeats, which is also how a cancelled
+ * wait learns it was cancelled.
+ */
+async function pollUntil(
+  timeoutMs: number,
+  what: string,
+  probe: () => Promise<Probe>,
+): Promise<string> {
+  let last = 'no answer yet';
+  let failing = false;
+  for (;;) {
+    try {
+      const p = await probe();
+      last = p.progress;
+      failing = false;
+      if (p.done) return p.progress;
+    } catch (err) {
+      if (err instanceof KubernetesRequestError) throw err;
+      if (!failing)
+        log.warn('Kubernetes API unavailable, still waiting', {
+          what,
+          error: (err as Error).message,
+        });
+      failing = true;
+    }
+    Context.current().heartbeat(last);
+    checkDeadline(timeoutMs, () => `${what}: ${last}`);
+    await sleep(POLL_MS);
+  }
+}
+
+function waitResult(summary: string): StepResult {
+  return { flagged: [], changed: [], actions: [], failed: [], attention: [], summary };
+}
+
 /** `k8s.waitRollout`: polls until the DaemonSet is rolled out; the step's timeout bounds it. */
 export async function waitDaemonSetRollout(
   k: KubeClients,
   input: DaemonSetTarget & WaitInput,
 ): Promise<StepResult> {
   const { namespace, name } = input;
-  for (;;) {
+  const what = `daemonset/${namespace}/${name}`;
+  const progress = await pollUntil(input.timeoutMs, what, async () => {
     const ds = await k.apps
       .readNamespacedDaemonSet({ namespace, name })
-      .catch((e: unknown) => translate(e, `read daemonset/${namespace}/${name}`));
+      .catch((e: unknown) => translate(e, `read ${what}`));
     const s = ds.status;
-    const progress = `${s?.updatedNumberScheduled ?? 0}/${s?.desiredNumberScheduled ?? 0} updated, ${s?.numberAvailable ?? 0} available`;
-    Context.current().heartbeat(progress);
-    if (daemonSetRolledOut(ds)) {
-      log.info('DaemonSet rolled out', { namespace, daemonset: name, progress });
-      return {
-        flagged: [],
-        changed: [],
-        actions: [],
-        failed: [],
-        attention: [],
-        summary: progress,
-      };
-    }
-    checkDeadline(input.timeoutMs, () => `daemonset/${namespace}/${name} ${progress}`);
-    await sleep(POLL_MS);
-  }
+    return {
+      done: daemonSetRolledOut(ds),
+      progress: `${s?.updatedNumberScheduled ?? 0}/${s?.desiredNumberScheduled ?? 0} updated, ${s?.numberAvailable ?? 0} available`,
+    };
+  });
+  log.info('DaemonSet rolled out', { namespace, daemonset: name, progress });
+  return waitResult(progress);
 }
 
 function podReady(pod: V1Pod): boolean {
@@ -395,27 +431,27 @@ export async function waitPodsReady(
   k: KubeClients,
   input: WaitPodsReadyInput,
 ): Promise<StepResult> {
-  for (;;) {
-    const pods = (await Promise.all(input.namespaces.map((ns) => listAllPods(k, ns)))).flat();
+  const ignored = new Set(input.ignoreNodes ?? []);
+  const what = `pods in ${input.namespaces.join(', ')}`;
+  const progress = await pollUntil(input.timeoutMs, what, async () => {
+    const pods = (await Promise.all(input.namespaces.map((ns) => listAllPods(k, ns))))
+      .flat()
+      .filter((p) => !ignored.has(p.spec?.nodeName ?? ''));
     const notReady = pods
       .filter((p) => !podReady(p))
       .map((p) => `${p.metadata?.namespace}/${p.metadata?.name}`);
-    Context.current().heartbeat({ total: pods.length, notReady: notReady.slice(0, 20) });
-    if (notReady.length === 0) {
-      log.info('All pods Ready', { namespaces: input.namespaces, pods: pods.length });
-      return {
-        flagged: [],
-        changed: [],
-        actions: [],
-        failed: [],
-        attention: [],
-        summary: `${pods.length} pods Ready`,
-      };
-    }
-    checkDeadline(
-      input.timeoutMs,
-      () => `${notReady.length} pods not Ready: ${notReady.slice(0, 10).join(', ')}`,
-    );
-    await sleep(POLL_MS);
-  }
+    return {
+      done: notReady.length === 0,
+      progress:
+        notReady.length === 0
+          ? `${pods.length} pods Ready`
+          : `${notReady.length} of ${pods.length} pods not Ready: ${notReady.slice(0, 10).join(', ')}`,
+    };
+  });
+  log.info('All pods Ready', { namespaces: input.namespaces, progress });
+  return waitResult(
+    ignored.size > 0
+      ? `${progress} (pods on failed nodes ${[...ignored].join(', ')} not counted)`
+      : progress,
+  );
 }

@@ -77,4 +77,6 @@ export interface WaitPodsReadyInput extends WaitInput {
   cluster: string;
   step: string;
   namespaces: string[];
+  /** Nodes that failed earlier in the run; their pods are not waited for. */
+  ignoreNodes?: string[];
 }

@@ -27,6 +27,8 @@ import type {
 import { NON_RETRYABLE_ERRORS } from '../common/errors.js';
 import { runPool } from './pool.js';
 
+const HEARTBEAT_TIMEOUT = '20s';
+
 export const progressQuery = defineQuery<RunReport>('progress');
 
 /** Loading the runbook and the cluster's node list: quick, retried a little. */
@@ -200,10 +202,12 @@ function describeError(err: unknown): string {
  * own deadline (the step timeout) ends them with a clear error, the start-to-close timeout
  * below is only a backstop for a stuck attempt.
  */
-function activitiesFor(step: Step, heartbeat = false): KubemendActivities {
+function activitiesFor(step: Step, longWait = false): KubemendActivities {
   const timeout = durationMs(step.timeout);
   const options: ActivityOptions = {
-    startToCloseTimeout: heartbeat ? timeout + 30_000 : timeout,
+    startToCloseTimeout: longWait ? timeout + 30_000 : timeout,
+    // Every activity heartbeats at least every 5 s: a dead worker is noticed within this.
+    heartbeatTimeout: HEARTBEAT_TIMEOUT,
     retry: {
       maximumAttempts: step.retry.maximumAttempts,
       initialInterval: durationMs(step.retry.initialInterval),
@@ -211,7 +215,6 @@ function activitiesFor(step: Step, heartbeat = false): KubemendActivities {
       nonRetryableErrorTypes: NON_RETRYABLE_ERRORS,
     },
   };
-  if (heartbeat) options.heartbeatTimeout = '30s';
   return proxyActivities<KubemendActivities>(options);
 }
 
@@ -252,6 +255,7 @@ async function executeStep(run: RunState, step: Step, report: StepReport): Promi
       return activitiesFor(step, true).waitPodsReady({
         ...base,
         namespaces: step.with.namespaces,
+        ignoreNodes: [...run.failedNodes],
         timeoutMs: durationMs(step.timeout),
       });
   }
