@@ -42,10 +42,18 @@ export class NodeShell {
   /** Runs `command` (a fixed template, never text from an alert) through `sh -c` on the node. */
   async run(command: string, options: RunOptions = {}): Promise<RemoteResult> {
     const timeoutSec = options.timeoutSec ?? this.inventory.ssh.commandTimeout;
-    const wrapped = `timeout -k 5 ${timeoutSec} sh -c ${shellQuote(command)}`;
+    // The shell reports its PID, then becomes `timeout`, which passes signals on to the command:
+    // a cancelled run can kill it by that PID.
+    const wrapped = `echo ${PID_MARK}$$ >&2; exec timeout -k 5 ${timeoutSec} sh -c ${shellQuote(command)}`;
     const conn = await this.connect(options.signal);
+    let pid: number | undefined;
     try {
-      const result = await exec(conn, wrapped, (timeoutSec + 10) * 1000, options.signal);
+      const result = await exec(conn, wrapped, (timeoutSec + 10) * 1000, options.signal, (p) => {
+        pid = p;
+      }).catch(async (err: unknown) => {
+        if (options.signal?.aborted && pid) await this.kill(pid);
+        throw err;
+      });
       if (result.code === 124) {
         throw new RemoteCommandError(
           this.node.name,
@@ -60,6 +68,16 @@ export class NodeShell {
       return result;
     } finally {
       conn.end();
+    }
+  }
+
+  /** Best effort: ends a command of a cancelled activity over a fresh connection. */
+  private async kill(pid: number): Promise<void> {
+    try {
+      const conn = await this.connect();
+      await exec(conn, `kill -TERM ${pid} 2>/dev/null; true`, 10_000).finally(() => conn.end());
+    } catch {
+      // The node may be gone; its own `timeout` still ends the command.
     }
   }
 
@@ -126,11 +144,14 @@ export class NodeShell {
   }
 }
 
+const PID_MARK = 'kubemend-pid:';
+
 function exec(
   conn: ssh2.Client,
   command: string,
   deadlineMs: number,
   signal?: AbortSignal,
+  onPid?: (pid: number) => void,
 ): Promise<RemoteResult> {
   return new Promise((resolve, reject) => {
     const onAbort = (): void => fail(new NodeUnreachableError('cancelled'));
@@ -154,7 +175,14 @@ function exec(
       let stdout = '';
       let stderr = '';
       stream.on('data', (d: Buffer) => (stdout += d.toString()));
-      stream.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+      stream.stderr.on('data', (d: Buffer) => {
+        stderr += d.toString();
+        const mark = new RegExp(`^${PID_MARK}(\\d+)\n`).exec(stderr);
+        if (mark) {
+          onPid?.(Number(mark[1]));
+          stderr = stderr.slice(mark[0].length);
+        }
+      });
       stream.on('close', (code: number | null) => {
         settle();
         resolve({ code, stdout, stderr });

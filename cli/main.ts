@@ -12,6 +12,8 @@ import { installLogger } from '../workers/logging.js';
 import { createKubemendWorker, RUNBOOK_DIR } from '../workers/worker.js';
 import { progressQuery } from '../workflows/index.js';
 import { formatReport, progressLines } from './report.js';
+import { cancelCommand, decideCommand, resumeCommand, retryCommand } from './manage.js';
+import type { ClusterOpts } from './manage.js';
 import { runCommand, temporalTarget, UsageError, withWorker } from './run.js';
 
 const program = new Command('kubemend')
@@ -56,6 +58,38 @@ clusterOptions(
   console.error(`kubemend: worker for cluster ${cluster.name} on ${target.address}`);
   await worker.run();
 });
+
+for (const [name, describe] of [
+  ['resume', 'continue a run whose worker or CLI died (starts a worker, follows to the end)'],
+  ['retry', 'start a run that touches only the nodes a finished run failed on'],
+] as const) {
+  clusterOptions(program.command(name).description(describe).argument('<run>', 'workflow id'))
+    .option('--report <file>', 'also write the report as JSON')
+    .option('--verbose', 'print worker logs (JSON lines) to stderr')
+    .action(async (run: string, opts: ClusterOpts) => {
+      process.exitCode = await (name === 'resume' ? resumeCommand : retryCommand)(run, opts);
+    });
+}
+
+for (const approved of [true, false]) {
+  program
+    .command(approved ? 'approve' : 'reject')
+    .description(`${approved ? 'approve' : 'reject'} the run's pending approval gate`)
+    .argument('<run>', 'workflow id')
+    .requiredOption('--reason <text>', 'why (recorded in the report)')
+    .option('--by <name>', 'who decides (default: your user name)')
+    .action(async (run: string, opts: { reason: string; by?: string }) => {
+      process.exitCode = await decideCommand(run, approved, opts);
+    });
+}
+
+program
+  .command('cancel')
+  .description('stop a run; in-flight node commands are killed')
+  .argument('<run>', 'workflow id')
+  .action(async (run: string) => {
+    process.exitCode = await cancelCommand(run);
+  });
 
 program
   .command('validate')

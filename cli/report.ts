@@ -12,6 +12,16 @@ export function progressLines(prev: RunReport | undefined, next: RunReport): str
     if (step.status === 'pending') continue;
     lines.push(`  ${icon(step.status)} ${step.id.padEnd(14)} ${step.status}${describe(step)}`);
   }
+  next.approvals.forEach((a, i) => {
+    const before = prev?.approvals[i];
+    if (!before) {
+      lines.push(`  ? waiting for approval at ${a.step}: ${a.message}`);
+      lines.push(`    kubemend approve ${next.workflowId} --reason '...'  (or reject)`);
+    }
+    if (a.decision && !before?.decision) {
+      lines.push(`  ? ${a.step}: ${a.decision}${a.by ? ` by ${a.by}: ${a.reason}` : ''}`);
+    }
+  });
   return lines;
 }
 
@@ -60,6 +70,10 @@ export function formatReport(r: RunReport): string {
   if (r.failedNodes.length > 0) {
     out.push('failed nodes:');
     for (const f of r.failedNodes) out.push(`  ${f.node} in step ${f.step}: ${f.error}`);
+  }
+  for (const a of r.approvals) {
+    const who = a.by ? ` by ${a.by} at ${a.decidedAt}: ${a.reason}` : '';
+    out.push(`approval at ${a.step}: ${a.decision ?? 'pending'}${who}`);
   }
   if (r.attention.length > 0) {
     out.push('needs attention:');

@@ -153,7 +153,8 @@ export async function follow(handle: WorkflowHandle<typeof runRunbook>): Promise
   return result;
 }
 
-function finish(report: RunReport, reportFile?: string): number {
+/** Prints the report, writes it as JSON if asked; the exit code (0 only for `recovered`). */
+export function finish(report: RunReport, reportFile?: string): number {
   console.log(formatReport(report));
   if (reportFile) {
     writeFileSync(reportFile, `${JSON.stringify(report, null, 2)}\n`);

@@ -89,6 +89,13 @@ export const StepSchema = z.discriminatedUnion('type', [
   }),
   z.strictObject({
     ...common,
+    type: z.literal('approval'),
+    /** How long to wait for a decision; no decision in time counts as a rejection. */
+    timeout: DurationSchema.default('1h'),
+    with: z.strictObject({ message: z.string().min(1) }),
+  }),
+  z.strictObject({
+    ...common,
     type: z.literal('k8s.findStuckPods'),
     with: z.strictObject({
       namespaces: NamespacesSchema,
@@ -141,8 +148,16 @@ export const RunbookSchema = z.strictObject({
         maxNodes: z.number().int().min(1).default(20),
         maxNodeFailures: z.number().int().min(0).default(1),
         nodeParallelism: z.number().int().min(1).max(50).default(5),
+        /** How long a run crossing a limit waits for approval before it stops. */
+        approvalTimeout: DurationSchema.default('1h'),
       })
-      .default({ maxPodDeletes: 50, maxNodes: 20, maxNodeFailures: 1, nodeParallelism: 5 }),
+      .default({
+        maxPodDeletes: 50,
+        maxNodes: 20,
+        maxNodeFailures: 1,
+        nodeParallelism: 5,
+        approvalTimeout: '1h',
+      }),
     steps: z.array(StepSchema).min(1),
   }),
 });

@@ -34,7 +34,24 @@ export interface RunInput {
   retryOf?: string;
 }
 
-export type Outcome = 'recovered' | 'partial' | 'failed' | 'needs-human';
+export type Outcome = 'recovered' | 'partial' | 'failed' | 'needs-human' | 'cancelled';
+
+/** A human's answer at an approval gate (`kubemend approve|reject`, or the Temporal UI). */
+export interface Decision {
+  by: string;
+  reason: string;
+}
+
+/** One approval gate of a run, as the report records it. */
+export interface ApprovalRecord {
+  step: string;
+  message: string;
+  requestedAt: string;
+  decision?: 'approved' | 'rejected' | 'timed-out';
+  by?: string;
+  reason?: string;
+  decidedAt?: string;
+}
 
 /** One side effect kubemend caused (or tried to), as it appears in the report. */
 export interface Action {
@@ -105,4 +122,6 @@ export interface RunReport {
   failedNodes: { node: string; step: string; error: string }[];
   attention: string[];
   diagnosis?: PodRef[];
+  /** Every approval gate of the run; the last one is pending while it has no decision. */
+  approvals: ApprovalRecord[];
 }

@@ -1,2 +1,3 @@
-// The worker's workflow bundle entry: every workflow kubemend runs.
-export { runRunbook, progressQuery } from './run-runbook.js';
+// The worker's workflow bundle entry: every workflow kubemend runs, and its messages.
+export { runRunbook } from './run-runbook.js';
+export * from './messages.js';

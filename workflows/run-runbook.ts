@@ -5,8 +5,9 @@
  * each node's outcome, so one dead node never sinks the others.
  */
 import {
+  ActivityCancellationType,
   ApplicationFailure,
-  defineQuery,
+  isCancellation,
   log,
   proxyActivities,
   setHandler,
@@ -25,11 +26,11 @@ import type {
   StepResult,
 } from '../common/types.js';
 import { NON_RETRYABLE_ERRORS } from '../common/errors.js';
+import { ApprovalGate } from './approval.js';
+import { progressQuery } from './messages.js';
 import { runPool } from './pool.js';
 
 const HEARTBEAT_TIMEOUT = '20s';
-
-export const progressQuery = defineQuery<RunReport>('progress');
 
 /** Loading the runbook and the cluster's node list: quick, retried a little. */
 const setup = proxyActivities<KubemendActivities>({
@@ -45,9 +46,15 @@ export async function runRunbook(input: RunInput): Promise<RunReport> {
   if (input.onlyNodes) run.nodes = run.nodes.filter((n) => input.onlyNodes?.includes(n));
   log.info('Run started', { runbook: run.runbook.metadata.name, nodes: run.nodes });
 
-  for (const step of run.runbook.spec.steps) {
-    const stop = await runStep(run, step);
-    if (stop) break;
+  try {
+    for (const step of run.runbook.spec.steps) {
+      const stop = await runStep(run, step);
+      if (stop) break;
+    }
+  } catch (err) {
+    if (!isCancellation(err)) throw err;
+    run.stopReason = { outcome: 'cancelled', why: 'cancelled on request' };
+    log.warn('Run cancelled; steps not started are left undone', {});
   }
   return run.finish();
 }
@@ -64,6 +71,7 @@ class RunState {
   nodes: string[] = [];
   stopReason?: { outcome: Outcome; why: string };
   readonly report: RunReport;
+  readonly gate: ApprovalGate;
 
   constructor(
     input: RunInput,
@@ -83,7 +91,9 @@ class RunState {
       actions: [],
       failedNodes: [],
       attention: [],
+      approvals: [],
     };
+    this.gate = new ApprovalGate(this.report);
   }
 
   stepReport(id: string): StepReport {
@@ -161,6 +171,7 @@ async function runStep(run: RunState, step: Step): Promise<boolean> {
   } catch (err) {
     report.status = 'failed';
     report.error = describeError(err);
+    if (isCancellation(err)) throw err;
     run.stopReason ??= verdictOnFailure(run, step, report.error);
     log.error('Step failed', { step: step.id, error: report.error });
   } finally {
@@ -202,9 +213,14 @@ function describeError(err: unknown): string {
  * own deadline (the step timeout) ends them with a clear error, the start-to-close timeout
  * below is only a backstop for a stuck attempt.
  */
-function activitiesFor(step: Step, longWait = false): KubemendActivities {
+function activitiesFor(
+  step: Step,
+  longWait = false,
+  cancellationType?: ActivityCancellationType,
+): KubemendActivities {
   const timeout = durationMs(step.timeout);
   const options: ActivityOptions = {
+    cancellationType,
     startToCloseTimeout: longWait ? timeout + 30_000 : timeout,
     // Every activity heartbeats at least every 5 s: a dead worker is noticed within this.
     heartbeatTimeout: HEARTBEAT_TIMEOUT,
@@ -226,6 +242,8 @@ async function executeStep(run: RunState, step: Step, report: StepReport): Promi
     case 'node.syncClock':
     case 'node.restartUnit':
       return runNodeStep(run, step, report);
+    case 'approval':
+      return askApproval(run, step);
     case 'k8s.findStuckPods':
       return activitiesFor(step).findStuckPods({
         ...base,
@@ -261,6 +279,18 @@ async function executeStep(run: RunState, step: Step, report: StepReport): Promi
   }
 }
 
+async function askApproval(
+  run: RunState,
+  step: Extract<Step, { type: 'approval' }>,
+): Promise<StepResult> {
+  if (await run.gate.ask(step.id, step.with.message, durationMs(step.timeout))) {
+    const a = run.report.approvals.at(-1);
+    return emptyResult(`approved by ${a?.by}: ${a?.reason}`);
+  }
+  stopAtGate(run, `step ${step.id} was not approved`);
+  return emptyResult('not approved; run stopped');
+}
+
 async function forceDelete(
   run: RunState,
   step: Extract<Step, { type: 'k8s.forceDeletePods' }>,
@@ -276,11 +306,8 @@ async function forceDelete(
   });
   const limit = run.runbook.spec.limits.maxPodDeletes;
   if (pods.length > limit) {
-    // TODO(approval): pause at an approval gate here instead of stopping the run.
     const why = `${pods.length} pods to force-delete, more than limits.maxPodDeletes (${limit})`;
-    run.stopReason = { outcome: 'needs-human', why };
-    run.report.attention.push(why);
-    return emptyResult(`stopped: ${why}`);
+    if (!(await approvedBeyondLimit(run, step.id, why))) return emptyResult(`stopped: ${why}`);
   }
   return activitiesFor(step, true).forceDeletePods({
     ...base,
@@ -291,6 +318,23 @@ async function forceDelete(
   });
 }
 
+/** Crossing a blast-radius limit pauses for a human; anything but approval stops the run. */
+async function approvedBeyondLimit(run: RunState, stepId: string, why: string): Promise<boolean> {
+  const timeout = durationMs(run.runbook.spec.limits.approvalTimeout);
+  if (await run.gate.ask(stepId, `approve going beyond a limit: ${why}`, timeout)) return true;
+  stopAtGate(run, why);
+  return false;
+}
+
+/** Records why a gate stopped the run: nothing after it is done. */
+function stopAtGate(run: RunState, what: string): void {
+  const a = run.report.approvals.at(-1);
+  const who =
+    a?.decision === 'timed-out' ? 'nobody decided in time' : `rejected by ${a?.by}: ${a?.reason}`;
+  run.stopReason = { outcome: 'needs-human', why: `${what} (${who})` };
+  run.report.attention.push(run.stopReason.why);
+}
+
 type NodeStep = Extract<Step, { type: `node.${string}` }>;
 
 async function runNodeStep(run: RunState, step: NodeStep, report: StepReport): Promise<StepResult> {
@@ -298,12 +342,10 @@ async function runNodeStep(run: RunState, step: NodeStep, report: StepReport): P
   const limit = run.runbook.spec.limits.maxNodes;
   if (nodes.length > limit) {
     const why = `step ${step.id} would touch ${nodes.length} nodes, more than limits.maxNodes (${limit})`;
-    run.stopReason = { outcome: 'needs-human', why };
-    run.report.attention.push(why);
-    return emptyResult(`stopped: ${why}`);
+    if (!(await approvedBeyondLimit(run, step.id, why))) return emptyResult(`stopped: ${why}`);
   }
   report.nodes = Object.fromEntries(nodes.map((n) => [n, 'pending' as const]));
-  const acts = activitiesFor(step);
+  const acts = activitiesFor(step, false, ActivityCancellationType.WAIT_CANCELLATION_COMPLETED);
   const notBefore = Date.parse(report.startedAt as string);
   const results = await runPool(nodes, run.runbook.spec.limits.nodeParallelism, async (node) => {
     (report.nodes as Record<string, string>)[node] = 'running';
@@ -313,6 +355,7 @@ async function runNodeStep(run: RunState, step: NodeStep, report: StepReport): P
       (report.nodes as Record<string, string>)[node] = 'done';
       return result;
     } catch (err) {
+      if (isCancellation(err)) throw err;
       const error = describeError(err);
       (report.nodes as Record<string, string>)[node] = 'failed';
       log.warn('Node step failed', { step: step.id, node, error });
