@@ -8,13 +8,15 @@ const base = {
 };
 
 export default {
+  // Real control planes and Temporal servers on 2 cores: one test file at a time.
+  maxWorkers: 1,
   projects: [
     { ...base, displayName: 'unit', testMatch: ['<rootDir>/test/unit/**/*.test.ts'] },
     {
       ...base,
       displayName: 'integration',
       testMatch: ['<rootDir>/test/integration/**/*.test.ts'],
-      testTimeout: 600_000,
+      setupFilesAfterEnv: ['<rootDir>/test/support/integration-setup.ts'],
     },
   ],
 };
