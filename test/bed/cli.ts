@@ -47,7 +47,7 @@ async function up(scenario: string, opts: { dir?: string }): Promise<void> {
 
 async function down(opts: { dir?: string; clean?: boolean }): Promise<void> {
   const bed = openBed(bedDir(opts.dir));
-  await bed.stop({ clean: opts.clean });
+  await bed.stop({ clean: !!opts.clean });
   process.stdout.write(`bed in ${bed.dir} stopped${opts.clean ? ' and removed' : ''}\n`);
 }
 

@@ -44,6 +44,7 @@ import {
   waitNodesReady,
 } from './phases.js';
 import { freePort, isAlive, killDaemon, killDaemonSync, spawnDaemon, tailFile } from './procs.js';
+import type { ProcRecord } from './procs.js';
 import { loadScenario } from './scenario.js';
 import type { Scenario } from './scenario.js';
 import { loadState, saveState, STATE_FILE } from './state.js';
@@ -65,7 +66,10 @@ export {
 export interface StartBedOptions {
   /** A shipped scenario name (`seed`) or a path to a scenario file. */
   scenario: string;
-  /** Bed directory (created; must be empty or hold a stopped bed). Default: a new temp dir. */
+  /**
+   * Bed directory (created; must be empty or hold a stopped bed); kept by stop(). Default: a
+   * new temp dir, removed by stop().
+   */
   dir?: string;
   /**
    * Leave the processes running when the calling process exits (the CLI's `up`). Default false:
@@ -96,7 +100,10 @@ export interface Bed {
   nodes: BedNodeEndpoint[];
   /** The live bed.json content. */
   state: BedState;
-  /** Stops every process of the bed; `clean` also removes the bed directory. */
+  /**
+   * Stops every process of the bed. `clean` removes the bed directory; it defaults to true for
+   * a temp dir the bed created itself, unless `KUBEMEND_BED_KEEP=1` is set (to keep logs).
+   */
   stop(opts?: { clean?: boolean }): Promise<void>;
   /** Kills a node's sshd (node unreachable over SSH; its kubelet keeps running). */
   stopNode(name: string): Promise<void>;
@@ -156,7 +163,13 @@ async function allocatePorts(): Promise<BedPorts> {
   };
 }
 
-function newState(dir: string, scenario: Scenario, ports: BedPorts, binDir: string): BedState {
+function newState(
+  dir: string,
+  tempDir: boolean,
+  scenario: Scenario,
+  ports: BedPorts,
+  binDir: string,
+): BedState {
   return {
     version: 1,
     scenario: scenario.name,
@@ -181,6 +194,7 @@ function newState(dir: string, scenario: Scenario, ports: BedPorts, binDir: stri
     nodes: [],
     processes: {},
     tokenTtlSeconds: scenario.cniTokenTtlSeconds,
+    tempDir,
     suspended: {},
     disrupted: {},
   };
@@ -249,15 +263,29 @@ function startSim(ctx: BedContext): void {
   };
   const cfgPath = join(state.dir, 'kubelet-sim.json');
   writeFileSync(cfgPath, JSON.stringify(cfg, null, 2) + '\n');
-  const rec = spawnDaemon({
-    name: 'kubelet-sim',
+  const rec = spawnTsx('kubelet-sim', 'kubelet-sim.ts', ['--config', cfgPath], state.paths.simLog);
+  state.processes[rec.name] = rec;
+  ctx.save();
+}
+
+/** Starts one of the bed's own TypeScript programs as a detached Node process (via tsx). */
+function spawnTsx(name: string, script: string, args: string[], logFile: string): ProcRecord {
+  return spawnDaemon({
+    name,
     command: process.execPath,
-    args: ['--import', 'tsx', join(BED_SRC, 'kubelet-sim.ts'), '--config', cfgPath],
+    args: ['--import', 'tsx', join(BED_SRC, script), ...args],
     cwd: REPO_ROOT,
-    logFile: state.paths.simLog,
+    logFile,
     unsetEnv: ['NODE_OPTIONS'],
-    match: cfgPath,
+    match: `${script} ${args.join(' ')}`,
   });
+}
+
+/** Starts the watchdog that stops the bed if this process dies without stopping it. */
+function startWatchdog(ctx: BedContext): void {
+  const { state } = ctx;
+  const args = ['--dir', state.dir, '--owner', String(process.pid)];
+  const rec = spawnTsx('watchdog', 'watchdog.ts', args, join(state.dir, 'watchdog.log'));
   state.processes[rec.name] = rec;
   ctx.save();
 }
@@ -317,12 +345,13 @@ function makeBed(ctx: BedContext, exitHook?: () => void): Bed {
     nodes: state.nodes.map((n) => ({ name: n.name, address: n.address, port: n.port })),
     state,
     async stop(opts = {}) {
+      const clean = opts.clean ?? (state.tempDir && !process.env.KUBEMEND_BED_KEEP);
       await stopProcesses(state);
       if (exitHook) process.removeListener('exit', exitHook);
       state.phase = 'stopped';
-      if (opts.clean) rmSync(state.dir, { recursive: true, force: true });
+      ctx.log.info('Bed stopped', { clean });
+      if (clean) rmSync(state.dir, { recursive: true, force: true });
       else ctx.save();
-      ctx.log.info('Bed stopped', { clean: !!opts.clean });
     },
     stopNode: (name) => nodes.stopNode(host, name),
     startNode: (name) => nodes.startNode(host, name),
@@ -359,7 +388,7 @@ export async function startBed(opts: StartBedOptions): Promise<Bed> {
   requireBinaries(binDir);
   const dir = resolve(opts.dir ?? mkdtempSync(join(tmpdir(), `kubemend-bed-${scenario.name}-`)));
   prepareDir(dir);
-  const state = newState(dir, scenario, await allocatePorts(), binDir);
+  const state = newState(dir, !opts.dir, scenario, await allocatePorts(), binDir);
   const ctx = contextFor(state);
   ctx.save();
   const exitHook = opts.keepAlive
@@ -368,6 +397,7 @@ export async function startBed(opts: StartBedOptions): Promise<Bed> {
   if (exitHook) process.on('exit', exitHook);
   const started = Date.now();
   try {
+    if (!opts.keepAlive) startWatchdog(ctx);
     writeControlPlaneFiles(state);
     await createNodes(ctx, scenario);
     await startControlPlane(ctx);

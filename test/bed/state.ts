@@ -53,6 +53,8 @@ export interface BedState {
   tokenTtlSeconds: number;
   /** Clock offset in seconds applied by the suspend, per suspended node. */
   suspended: Record<string, number>;
+  /** True when startBed created the directory itself (a temp dir): stop() removes it. */
+  tempDir: boolean;
   /** Pods the resume disruption deleted: `namespace/name` → uid. */
   disrupted: Record<string, string>;
 }
