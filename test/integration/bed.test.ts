@@ -16,6 +16,9 @@ const AFFECTED = ['cert-manager', 'kserve', 'istio-system'];
 const HEALTHY = ['default', 'monitoring'];
 const PROBE_NS = 'bed-probe';
 const SUSPEND_S = 96 * 3600;
+// Jest applies `testTimeout` only globally, not per project: give hooks and tests their own.
+const START_TIMEOUT = 240_000;
+const STEP_TIMEOUT = 120_000;
 const SANDBOX_MESSAGE = new RegExp(
   '^Failed to create pod sandbox: rpc error: code = Unknown desc = failed to setup network for ' +
     'sandbox "[0-9a-f]{64}": plugin type="calico" failed \\(add\\): error getting ' +
@@ -92,62 +95,75 @@ describe('test bed, seed scenario', () => {
     bed = await startBed({ scenario: 'seed' });
     admin = client(bed.adminKubeconfigPath);
     await admin.createNamespace({ body: { metadata: { name: PROBE_NS } } });
-  });
+  }, START_TIMEOUT);
 
   afterAll(async () => {
-    await bed?.stop({ clean: true });
-  });
+    await bed?.stop();
+  }, STEP_TIMEOUT);
 
-  it('shows Terminating pods and ContainerCreating pods with the exact CNI event', async () => {
-    const affected = await pods(admin, AFFECTED);
-    const terminating = affected.filter((p) => p.metadata?.deletionTimestamp);
-    const creating = affected.filter((p) => !p.metadata?.deletionTimestamp);
+  it(
+    'shows Terminating pods and ContainerCreating pods with the exact CNI event',
+    async () => {
+      const affected = await pods(admin, AFFECTED);
+      const terminating = affected.filter((p) => p.metadata?.deletionTimestamp);
+      const creating = affected.filter((p) => !p.metadata?.deletionTimestamp);
 
-    expect(terminating).toHaveLength(6);
-    expect(creating).toHaveLength(6);
-    for (const p of creating) {
-      expect(p.status?.phase).toBe('Pending');
-      expect(waiting(p)).toBe('ContainerCreating');
-    }
-    for (const ns of AFFECTED) {
-      const evs = await events(admin, ns, 'FailedCreatePodSandBox');
-      const stuck = creating.filter((p) => p.metadata?.namespace === ns);
-      expect(evs.map((e) => e.involvedObject.uid).sort()).toEqual(
-        stuck.map((p) => p.metadata?.uid).sort(),
-      );
-      for (const e of evs) {
-        expect(e).toMatchObject({ type: 'Warning', source: { component: 'kubelet' } });
-        expect(e.message).toMatch(SANDBOX_MESSAGE);
+      expect(terminating).toHaveLength(6);
+      expect(creating).toHaveLength(6);
+      for (const p of creating) {
+        expect(p.status?.phase).toBe('Pending');
+        expect(waiting(p)).toBe('ContainerCreating');
       }
-      const kill = await events(admin, ns, 'FailedKillPod');
-      expect(kill.length).toBe(terminating.filter((p) => p.metadata?.namespace === ns).length);
-      expect(kill[0]?.message).toContain(
-        'plugin type="calico" failed (delete): error getting ClusterInformation',
-      );
-    }
-  });
+      for (const ns of AFFECTED) {
+        const evs = await events(admin, ns, 'FailedCreatePodSandBox');
+        const stuck = creating.filter((p) => p.metadata?.namespace === ns);
+        expect(evs.map((e) => e.involvedObject.uid).sort()).toEqual(
+          stuck.map((p) => p.metadata?.uid).sort(),
+        );
+        for (const e of evs) {
+          expect(e).toMatchObject({ type: 'Warning', source: { component: 'kubelet' } });
+          expect(e.message).toMatch(SANDBOX_MESSAGE);
+          expect(e.message).toContain(CALICO_ADD_UNAUTHORIZED);
+        }
+        const kill = await events(admin, ns, 'FailedKillPod');
+        expect(kill.length).toBe(terminating.filter((p) => p.metadata?.namespace === ns).length);
+        expect(kill[0]?.message).toContain(
+          'plugin type="calico" failed (delete): error getting ClusterInformation',
+        );
+      }
+    },
+    STEP_TIMEOUT,
+  );
 
-  it('leaves the healthy workloads Running and Ready', async () => {
-    const healthy = await pods(admin, HEALTHY);
+  it(
+    'leaves the healthy workloads Running and Ready',
+    async () => {
+      const healthy = await pods(admin, HEALTHY);
 
-    expect(healthy).toHaveLength(3);
-    expect(healthy.filter((p) => !isReady(p))).toEqual([]);
-  });
+      expect(healthy).toHaveLength(3);
+      expect(healthy.filter((p) => !isReady(p))).toEqual([]);
+    },
+    STEP_TIMEOUT,
+  );
 
-  it('shows every node clock about 96h behind over SSH, with expired CNI tokens', async () => {
-    for (const n of bed.nodes) {
-      const offset = (await nodeNow(bed, n.name)) - Date.now() / 1000;
+  it(
+    'shows every node clock about 96h behind over SSH, with expired CNI tokens',
+    async () => {
+      for (const n of bed.nodes) {
+        const offset = (await nodeNow(bed, n.name)) - Date.now() / 1000;
 
-      expect(Math.abs(offset + SUSPEND_S)).toBeLessThan(30);
-      expect(bed.cniToken(n.name)?.exp).toBeLessThan(Date.now() / 1000);
-      const kubeconfig = await ssh(
-        bed,
-        n.name,
-        'cat "$KUBEMEND_NODE_DIR/etc/cni/net.d/calico-kubeconfig"',
-      );
-      expect(kubeconfig.stdout).toContain('token: ');
-    }
-  });
+        expect(Math.abs(offset + SUSPEND_S)).toBeLessThan(30);
+        expect(bed.cniToken(n.name)?.exp).toBeLessThan(Date.now() / 1000);
+        const kubeconfig = await ssh(
+          bed,
+          n.name,
+          'cat "$KUBEMEND_NODE_DIR/etc/cni/net.d/calico-kubeconfig"',
+        );
+        expect(kubeconfig.stdout).toContain('token: ');
+      }
+    },
+    STEP_TIMEOUT,
+  );
 
   it('has empty ledgers and no mutation by kubemend before anyone acts', () => {
     for (const n of bed.nodes) expect(readLedger(bed, n.name)).toEqual([]);
@@ -155,146 +171,167 @@ describe('test bed, seed scenario', () => {
     expect(readAudit(bed, { user: 'kubemend', verbs: 'mutating' })).toEqual([]);
   });
 
-  it('heals node-1 only, after chronyc makestep and a calico-node restart there', async () => {
-    await admin.createNamespacedPod({ namespace: PROBE_NS, body: probePod('probe-1', 'node-1') });
-    await admin.createNamespacedPod({ namespace: PROBE_NS, body: probePod('probe-2', 'node-2') });
-    await waitFor(
-      'probe-1 to fail its sandbox',
-      async () => (await events(admin, PROBE_NS, 'FailedCreatePodSandBox')).length === 2,
-      { timeoutMs: 20_000 },
-    );
+  it(
+    'heals node-1 only, after chronyc makestep and a calico-node restart there',
+    async () => {
+      await admin.createNamespacedPod({ namespace: PROBE_NS, body: probePod('probe-1', 'node-1') });
+      await admin.createNamespacedPod({ namespace: PROBE_NS, body: probePod('probe-2', 'node-2') });
+      await waitFor(
+        'probe-1 to fail its sandbox',
+        async () => (await events(admin, PROBE_NS, 'FailedCreatePodSandBox')).length === 2,
+        { timeoutMs: 20_000 },
+      );
 
-    const step = await ssh(bed, 'node-1', 'chronyc makestep');
+      const step = await ssh(bed, 'node-1', 'chronyc makestep');
 
-    expect(step).toMatchObject({ code: 0, stdout: '200 OK\n' });
-    expect(Math.abs((await nodeNow(bed, 'node-1')) - Date.now() / 1000)).toBeLessThan(5);
-    expect(readLedger(bed, 'node-1').map((e) => e.cmd)).toEqual(['chronyc makestep']);
-    expect(readLedger(bed, 'node-1')[0]?.at).toBeGreaterThan(Date.now() - 60_000);
+      expect(step).toMatchObject({ code: 0, stdout: '200 OK\n' });
+      expect(Math.abs((await nodeNow(bed, 'node-1')) - Date.now() / 1000)).toBeLessThan(5);
+      expect(readLedger(bed, 'node-1').map((e) => e.cmd)).toEqual(['chronyc makestep']);
+      expect(readLedger(bed, 'node-1')[0]?.at).toBeGreaterThan(Date.now() - 60_000);
 
-    const calico = await admin.listNamespacedPod({
-      namespace: 'kube-system',
-      labelSelector: 'k8s-app=calico-node',
-      fieldSelector: 'spec.nodeName=node-1',
-    });
-    const old = calico.items[0]?.metadata?.name ?? '';
-    const restartedAt = Date.now() / 1000;
-    await admin.deleteNamespacedPod({ namespace: 'kube-system', name: old });
+      const calico = await admin.listNamespacedPod({
+        namespace: 'kube-system',
+        labelSelector: 'k8s-app=calico-node',
+        fieldSelector: 'spec.nodeName=node-1',
+      });
+      const old = calico.items[0]?.metadata?.name ?? '';
+      const restartedAt = Date.now() / 1000;
+      await admin.deleteNamespacedPod({ namespace: 'kube-system', name: old });
 
-    await waitFor(
-      'a fresh CNI token on node-1',
-      () => (bed.cniToken('node-1')?.iat ?? 0) >= Math.floor(restartedAt),
-      { timeoutMs: 30_000 },
-    );
-    const token = bed.cniToken('node-1');
-    expect((token?.exp ?? 0) - (token?.iat ?? 0)).toBe(24 * 3600);
-    const healed = await waitFor(
-      'node-1 pods to run and its Terminating pods to go',
-      async () => {
-        const all = (await admin.listPodForAllNamespaces({ fieldSelector: 'spec.nodeName=node-1' }))
-          .items;
-        return all.every((p) => !p.metadata?.deletionTimestamp && isReady(p)) && all;
-      },
-      { timeoutMs: 40_000, intervalMs: 500 },
-    );
-    expect(healed.map((p) => p.metadata?.name)).toContain('probe-1');
-    expect(
-      healed.find((p) => p.metadata?.labels?.['k8s-app'] === 'calico-node')?.metadata?.name,
-    ).not.toBe(old);
+      await waitFor(
+        'a fresh CNI token on node-1',
+        () => (bed.cniToken('node-1')?.iat ?? 0) >= Math.floor(restartedAt),
+        { timeoutMs: 30_000 },
+      );
+      const token = bed.cniToken('node-1');
+      expect((token?.exp ?? 0) - (token?.iat ?? 0)).toBe(24 * 3600);
+      const healed = await waitFor(
+        'node-1 pods to run and its Terminating pods to go',
+        async () => {
+          const all = (
+            await admin.listPodForAllNamespaces({ fieldSelector: 'spec.nodeName=node-1' })
+          ).items;
+          return all.every((p) => !p.metadata?.deletionTimestamp && isReady(p)) && all;
+        },
+        { timeoutMs: 40_000, intervalMs: 500 },
+      );
+      expect(healed.map((p) => p.metadata?.name)).toContain('probe-1');
+      expect(
+        healed.find((p) => p.metadata?.labels?.['k8s-app'] === 'calico-node')?.metadata?.name,
+      ).not.toBe(old);
 
-    const probe2 = await admin.readNamespacedPod({ namespace: PROBE_NS, name: 'probe-2' });
-    expect(waiting(probe2)).toBe('ContainerCreating');
-    expect(readLedger(bed, 'node-2')).toEqual([]);
-    expect(readLedger(bed, 'node-3')).toEqual([]);
-  });
+      const probe2 = await admin.readNamespacedPod({ namespace: PROBE_NS, name: 'probe-2' });
+      expect(waiting(probe2)).toBe('ContainerCreating');
+      expect(readLedger(bed, 'node-2')).toEqual([]);
+      expect(readLedger(bed, 'node-3')).toEqual([]);
+    },
+    STEP_TIMEOUT,
+  );
 
-  it('keeps calico-node crashing on a node whose clock is still skewed', async () => {
-    const calico = await admin.listNamespacedPod({
-      namespace: 'kube-system',
-      labelSelector: 'k8s-app=calico-node',
-      fieldSelector: 'spec.nodeName=node-2',
-    });
-    await admin.deleteNamespacedPod({
-      namespace: 'kube-system',
-      name: calico.items[0]?.metadata?.name ?? '',
-    });
+  it(
+    'keeps calico-node crashing on a node whose clock is still skewed',
+    async () => {
+      const calico = await admin.listNamespacedPod({
+        namespace: 'kube-system',
+        labelSelector: 'k8s-app=calico-node',
+        fieldSelector: 'spec.nodeName=node-2',
+      });
+      await admin.deleteNamespacedPod({
+        namespace: 'kube-system',
+        name: calico.items[0]?.metadata?.name ?? '',
+      });
 
-    const crashing = await waitFor(
-      'calico-node on node-2 to crash-loop',
-      async () => {
-        const l = await admin.listNamespacedPod({
-          namespace: 'kube-system',
-          labelSelector: 'k8s-app=calico-node',
-          fieldSelector: 'spec.nodeName=node-2',
-        });
-        return l.items.find(
-          (p) => !p.metadata?.deletionTimestamp && waiting(p) === 'CrashLoopBackOff',
-        );
-      },
-      { timeoutMs: 30_000 },
-    );
-    const evs = await admin.listNamespacedEvent({
-      namespace: 'kube-system',
-      fieldSelector: `involvedObject.uid=${crashing.metadata?.uid}`,
-    });
-    expect(evs.items[0]?.message).toContain('x509: certificate has expired or is not yet valid');
-    expect(bed.cniToken('node-2')?.exp).toBeLessThan(Date.now() / 1000);
-  });
+      const crashing = await waitFor(
+        'calico-node on node-2 to crash-loop',
+        async () => {
+          const l = await admin.listNamespacedPod({
+            namespace: 'kube-system',
+            labelSelector: 'k8s-app=calico-node',
+            fieldSelector: 'spec.nodeName=node-2',
+          });
+          return l.items.find(
+            (p) => !p.metadata?.deletionTimestamp && waiting(p) === 'CrashLoopBackOff',
+          );
+        },
+        { timeoutMs: 30_000 },
+      );
+      const evs = await admin.listNamespacedEvent({
+        namespace: 'kube-system',
+        fieldSelector: `involvedObject.uid=${crashing.metadata?.uid},reason=BackOff`,
+      });
+      expect(evs.items[0]?.message).toContain('x509: certificate has expired or is not yet valid');
+      expect(bed.cniToken('node-2')?.exp).toBeLessThan(Date.now() / 1000);
+    },
+    STEP_TIMEOUT,
+  );
 
-  it('records mutations by user kubemend in the audit log', async () => {
-    const kubemend = client(bed.kubeconfigPath);
+  it(
+    'records mutations by user kubemend in the audit log',
+    async () => {
+      const kubemend = client(bed.kubeconfigPath);
 
-    await kubemend.createNamespacedConfigMap({
-      namespace: PROBE_NS,
-      body: { metadata: { name: 'audit-probe' } },
-    });
+      await kubemend.createNamespacedConfigMap({
+        namespace: PROBE_NS,
+        body: { metadata: { name: 'audit-probe' } },
+      });
 
-    const events = await waitFor(
-      'the audit event',
-      () => {
-        const evs = readAudit(bed, { user: 'kubemend', verbs: 'mutating' });
-        return evs.length > 0 && evs;
-      },
-      { timeoutMs: 10_000 },
-    );
-    expect(events).toHaveLength(1);
-    expect(events[0]).toMatchObject({
-      verb: 'create',
-      objectRef: { resource: 'configmaps', namespace: PROBE_NS, name: 'audit-probe' },
-    });
-  });
+      const events = await waitFor(
+        'the audit event',
+        () => {
+          const evs = readAudit(bed, { user: 'kubemend', verbs: 'mutating' });
+          return evs.length > 0 && evs;
+        },
+        { timeoutMs: 10_000 },
+      );
+      expect(events).toHaveLength(1);
+      expect(events[0]).toMatchObject({
+        verb: 'create',
+        objectRef: { resource: 'configmaps', namespace: PROBE_NS, name: 'audit-probe' },
+      });
+    },
+    STEP_TIMEOUT,
+  );
 
-  it('makes a node unreachable with stopNode and reachable again with startNode', async () => {
-    await bed.stopNode('node-3');
+  it(
+    'makes a node unreachable with stopNode and reachable again with startNode',
+    async () => {
+      await bed.stopNode('node-3');
 
-    const down = await ssh(bed, 'node-3', 'true');
-    expect(down.code).toBe(255);
-    expect(down.stderr).toMatch(/Connection refused/);
+      const down = await ssh(bed, 'node-3', 'true');
+      expect(down.code).toBe(255);
+      expect(down.stderr).toMatch(/Connection refused/);
 
-    await bed.startNode('node-3');
+      await bed.startNode('node-3');
 
-    const offset = (await nodeNow(bed, 'node-3')) - Date.now() / 1000;
-    expect(Math.abs(offset + SUSPEND_S)).toBeLessThan(30);
-  });
+      const offset = (await nodeNow(bed, 'node-3')) - Date.now() / 1000;
+      expect(Math.abs(offset + SUSPEND_S)).toBeLessThan(30);
+    },
+    STEP_TIMEOUT,
+  );
 
-  it('survives an apiserver restart: the simulator keeps starting pods', async () => {
-    await bed.restartApiserver();
+  it(
+    'survives an apiserver restart: the simulator keeps starting pods',
+    async () => {
+      await bed.restartApiserver();
 
-    await waitFor(
-      'the probe pod to be created',
-      async () =>
-        !!(await admin.createNamespacedPod({
-          namespace: PROBE_NS,
-          body: probePod('after-restart', 'node-1'),
-        })),
-      { timeoutMs: 20_000 },
-    );
-    await waitFor(
-      'the probe pod to run',
-      async () =>
-        isReady(await admin.readNamespacedPod({ namespace: PROBE_NS, name: 'after-restart' })),
-      { timeoutMs: 30_000 },
-    );
-  });
+      await waitFor(
+        'the probe pod to be created',
+        async () =>
+          !!(await admin.createNamespacedPod({
+            namespace: PROBE_NS,
+            body: probePod('after-restart', 'node-1'),
+          })),
+        { timeoutMs: 20_000 },
+      );
+      await waitFor(
+        'the probe pod to run',
+        async () =>
+          isReady(await admin.readNamespacedPod({ namespace: PROBE_NS, name: 'after-restart' })),
+        { timeoutMs: 30_000 },
+      );
+    },
+    STEP_TIMEOUT,
+  );
 });
 
 describe('scenario loader', () => {
