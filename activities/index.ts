@@ -31,7 +31,7 @@ export interface ActivityDeps {
   runbookDir: string;
 }
 
-const HEARTBEAT_EVERY_MS = 5_000;
+const HEARTBEAT_EVERY_MS = 2_000;
 
 /**
  * Heartbeats while `fn` runs, so a worker that dies mid-step is noticed within the heartbeat

@@ -194,14 +194,20 @@ export async function forceDeletePods(
     actions: [],
   };
   const rules = { minStuckForMs: input.minStuckForMs, now: Date.now() };
-  for (let i = done.next; i < input.pods.length; i += input.batchSize) {
-    const batch = input.pods.slice(i, i + input.batchSize);
-    const actions = await Promise.all(
-      batch.map((ref) => forceDeleteOne(k, ref, rules, input.step)),
-    );
-    done.actions.push(...actions);
-    done.next = i + batch.length;
-    ctx.heartbeat(done);
+  // Heartbeat between batches too: a slow batch (API under load) must not look like a dead worker.
+  const timer = setInterval(() => ctx.heartbeat(done), 2_000);
+  try {
+    for (let i = done.next; i < input.pods.length; i += input.batchSize) {
+      const batch = input.pods.slice(i, i + input.batchSize);
+      const actions = await Promise.all(
+        batch.map((ref) => forceDeleteOne(k, ref, rules, input.step)),
+      );
+      done.actions.push(...actions);
+      done.next = i + batch.length;
+      ctx.heartbeat(done);
+    }
+  } finally {
+    clearInterval(timer);
   }
   const deleted = done.actions
     .filter((a) => a.result === 'ok')

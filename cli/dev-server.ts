@@ -71,12 +71,17 @@ async function reachable(address: string, timeoutMs: number): Promise<boolean> {
 export async function ensureDevServer(dir = stateDir()): Promise<DevServer> {
   mkdirSync(dir, { recursive: true });
   const infoFile = join(dir, 'server.json');
+  let previous: DevServer | undefined;
   if (existsSync(infoFile)) {
-    const info = JSON.parse(readFileSync(infoFile, 'utf8')) as DevServer;
-    if (alive(info.pid) && (await reachable(info.address, 5000)))
-      return { ...info, started: false };
+    previous = JSON.parse(readFileSync(infoFile, 'utf8')) as DevServer;
+    if (alive(previous.pid) && (await reachable(previous.address, 5000))) {
+      return { ...previous, started: false };
+    }
   }
-  const [port, uiPort] = [await freePort(), await freePort()];
+  // A restarted server keeps its address when it can, so workers and scripts reconnect to it.
+  const [port, uiPort] = previous
+    ? [Number(previous.address.split(':')[1]), Number(new URL(previous.uiUrl).port)]
+    : [await freePort(), await freePort()];
   const log = openSync(join(dir, 'temporal.log'), 'a');
   const child = spawn(
     temporalBinary(),

@@ -118,9 +118,7 @@ export function cancelCommand(workflowId: string): Promise<number> {
       if (!report) {
         const now = await handle.query(progressQuery).catch(() => undefined);
         console.log(
-          now
-            ? formatReport(now)
-            : 'kubemend: no worker answered; the run ends when one does',
+          now ? formatReport(now) : 'kubemend: no worker answered; the run ends when one does',
         );
         return 1;
       }

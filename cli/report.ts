@@ -62,9 +62,11 @@ export function formatReport(r: RunReport): string {
     const extra =
       a.kind === 'node.syncClock'
         ? ` offset ${fmtMs(d.offsetBeforeMs)} -> ${fmtMs(d.offsetAfterMs)} via ${String(d.method)}`
-        : typeof d.why === 'string'
-          ? ` (${d.why})`
-          : '';
+        : a.kind === 'node.restartUnit'
+          ? ` ${String(d.unit)}`
+          : typeof d.why === 'string'
+            ? ` (${d.why})`
+            : '';
     out.push(`  ${a.result.padEnd(7)} ${a.kind.padEnd(24)} ${a.target}${extra}`);
   }
   if (r.failedNodes.length > 0) {

@@ -30,7 +30,7 @@ import { ApprovalGate } from './approval.js';
 import { progressQuery } from './messages.js';
 import { runPool } from './pool.js';
 
-const HEARTBEAT_TIMEOUT = '20s';
+const HEARTBEAT_TIMEOUT = '10s';
 
 /** Loading the runbook and the cluster's node list: quick, retried a little. */
 const setup = proxyActivities<KubemendActivities>({
@@ -222,7 +222,7 @@ function activitiesFor(
   const options: ActivityOptions = {
     cancellationType,
     startToCloseTimeout: longWait ? timeout + 30_000 : timeout,
-    // Every activity heartbeats at least every 5 s: a dead worker is noticed within this.
+    // Every activity heartbeats at least every 2 s: a dead worker is noticed within this.
     heartbeatTimeout: HEARTBEAT_TIMEOUT,
     retry: {
       maximumAttempts: step.retry.maximumAttempts,
