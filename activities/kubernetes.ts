@@ -402,17 +402,29 @@ function waitResult(summary: string): StepResult {
   return { flagged: [], changed: [], actions: [], failed: [], attention: [], summary };
 }
 
-/** `k8s.waitRollout`: polls until the DaemonSet is rolled out; the step's timeout bounds it. */
+/**
+ * `k8s.waitRollout`: polls until the DaemonSet is rolled out; the step's timeout bounds it.
+ *
+ * With nodes that failed earlier in the run (`ignoreNodes`), a rolling update can stall: the
+ * failed node's new pod never becomes available and uses up `maxUnavailable`, so healthy nodes
+ * keep their old pod. kubemend then restarts the old pods on healthy nodes itself, one at a time
+ * and only while the others are Ready (a graceful delete; the controller recreates each from the
+ * new template), and the rollout counts as done when every healthy node runs an updated, Ready
+ * pod.
+ */
 export async function waitDaemonSetRollout(
   k: KubeClients,
   input: DaemonSetTarget & WaitInput,
 ): Promise<StepResult> {
   const { namespace, name } = input;
   const what = `daemonset/${namespace}/${name}`;
+  const ignored = new Set(input.ignoreNodes ?? []);
+  const actions: Action[] = [];
   const progress = await pollUntil(input.timeoutMs, what, async () => {
     const ds = await k.apps
       .readNamespacedDaemonSet({ namespace, name })
       .catch((e: unknown) => translate(e, `read ${what}`));
+    if (ignored.size > 0) return rollPastFailedNodes(k, ds, ignored, input.step, actions);
     const s = ds.status;
     return {
       done: daemonSetRolledOut(ds),
@@ -420,7 +432,61 @@ export async function waitDaemonSetRollout(
     };
   });
   log.info('DaemonSet rolled out', { namespace, daemonset: name, progress });
-  return waitResult(progress);
+  return { ...waitResult(progress), changed: actions.map((a) => a.target), actions };
+}
+
+async function rollPastFailedNodes(
+  k: KubeClients,
+  ds: V1DaemonSet,
+  ignored: Set<string>,
+  step: string,
+  actions: Action[],
+): Promise<Probe> {
+  const namespace = ds.metadata?.namespace ?? '';
+  const token = ds.spec?.template.metadata?.annotations?.[RESTART_TOKEN];
+  const labelSelector = Object.entries(ds.spec?.selector.matchLabels ?? {})
+    .map(([key, value]) => `${key}=${value}`)
+    .join(',');
+  const list = await k.core
+    .listNamespacedPod({ namespace, labelSelector })
+    .catch((e: unknown) => translate(e, `list pods of daemonset ${ds.metadata?.name}`));
+  const pods = list.items.filter(
+    (p) =>
+      p.metadata?.ownerReferences?.some((o) => o.uid === ds.metadata?.uid) &&
+      !ignored.has(p.spec?.nodeName ?? ''),
+  );
+  const updated = (p: V1Pod): boolean => p.metadata?.annotations?.[RESTART_TOKEN] === token;
+  const need = Math.max(0, (ds.status?.desiredNumberScheduled ?? 0) - ignored.size);
+  const good = pods.filter((p) => updated(p) && podReady(p)).length;
+  const progress = `${good}/${need} healthy nodes updated and Ready (not counting ${[...ignored].join(', ')})`;
+  if (good >= need) return { done: true, progress };
+  const old = pods.find((p) => !updated(p) && !p.metadata?.deletionTimestamp);
+  if (old && pods.every(podReady)) {
+    const pod = old.metadata?.name ?? '';
+    await k.core
+      .deleteNamespacedPod({
+        namespace,
+        name: pod,
+        body: { preconditions: { uid: old.metadata?.uid } },
+      })
+      .catch((e: unknown) =>
+        isCode(e, 404) || isCode(e, 409) ? undefined : translate(e, `delete pod ${pod}`),
+      );
+    log.info('Restarted an old DaemonSet pod past failed nodes', {
+      namespace,
+      pod,
+      node: old.spec?.nodeName,
+    });
+    actions.push({
+      kind: 'pod.delete',
+      target: `pod/${namespace}/${pod}`,
+      at: new Date().toISOString(),
+      result: 'ok',
+      step,
+      details: { node: old.spec?.nodeName, why: 'rollout stalled by failed nodes' },
+    });
+  }
+  return { done: false, progress };
 }
 
 function podReady(pod: V1Pod): boolean {

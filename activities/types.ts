@@ -65,6 +65,8 @@ export interface DaemonSetTarget {
 export interface WaitInput {
   /** How long the wait may take in all, counted from its first attempt. */
   timeoutMs: number;
+  /** Nodes that failed earlier in the run; their pods are not waited for. */
+  ignoreNodes?: string[];
 }
 
 export interface RolloutRestartInput extends DaemonSetTarget {
@@ -77,6 +79,4 @@ export interface WaitPodsReadyInput extends WaitInput {
   cluster: string;
   step: string;
   namespaces: string[];
-  /** Nodes that failed earlier in the run; their pods are not waited for. */
-  ignoreNodes?: string[];
 }

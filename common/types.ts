@@ -55,7 +55,12 @@ export interface ApprovalRecord {
 
 /** One side effect kubemend caused (or tried to), as it appears in the report. */
 export interface Action {
-  kind: 'node.syncClock' | 'node.restartUnit' | 'pod.forceDelete' | 'daemonset.rolloutRestart';
+  kind:
+    | 'node.syncClock'
+    | 'node.restartUnit'
+    | 'pod.forceDelete'
+    | 'pod.delete'
+    | 'daemonset.rolloutRestart';
   /** `node/<name>`, `pod/<ns>/<name>`, `daemonset/<ns>/<name>`. */
   target: string;
   at: string;

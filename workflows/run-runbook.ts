@@ -268,6 +268,7 @@ async function executeStep(run: RunState, step: Step, report: StepReport): Promi
         namespace: step.with.namespace,
         name: step.with.name,
         timeoutMs: durationMs(step.timeout),
+        ignoreNodes: [...run.failedNodes],
       });
     case 'k8s.waitPodsReady':
       return activitiesFor(step, true).waitPodsReady({
