@@ -20,6 +20,8 @@ const PROBE = [
   'else echo unknown; fi',
 ].join('\n');
 
+const ACTIVE_SINCE_SLACK_MS = 2_000;
+
 /** Reads the node's clock; the offset is corrected by half the command's round trip. */
 export async function readClock(shell: NodeShell): Promise<ClockReading> {
   const sent = Date.now();
@@ -140,7 +142,8 @@ export async function restartUnit(shell: NodeShell, input: RestartUnitInput): Pr
   const node = shell.node.name;
   const unit = input.unit;
   const since = await activeSince(shell, unit);
-  if (since !== undefined && since >= input.notBefore) {
+  // systemd reports whole seconds and the offset estimate is approximate: allow that much slack.
+  if (since !== undefined && since >= input.notBefore - ACTIVE_SINCE_SLACK_MS) {
     log.info('Unit already restarted by this step, nothing to do', { node, unit });
     return nodeResult(node, false, `${unit} already restarted`);
   }

@@ -111,6 +111,12 @@ export interface Bed {
   startNode(name: string): Promise<void>;
   /** Kills kube-apiserver and starts it again on the same port with the same flags. */
   restartApiserver(): Promise<void>;
+  /**
+   * Breaks a recovered bed again the way its scenario did: waits until every pod is Ready,
+   * suspends the nodes (clock offset, expired CNI token), disrupts the namespaces and waits
+   * until the broken state is observable. Lets one bed serve several recovery runs.
+   */
+  rebreak(): Promise<void>;
   /** A node's ledger of mutating node commands. */
   readLedger(name: string): LedgerEntry[];
   /** Parsed audit events, e.g. `readAudit({ user: 'kubemend', verbs: 'mutating' })`. */
@@ -356,6 +362,7 @@ function makeBed(ctx: BedContext, exitHook?: () => void): Bed {
     stopNode: (name) => nodes.stopNode(host, name),
     startNode: (name) => nodes.startNode(host, name),
     restartApiserver: () => restartApi(ctx),
+    rebreak: () => rebreak(ctx),
     readLedger: (name) => nodes.readLedger(host, name),
     readAudit: (filter) => readAuditLog(state, filter),
     setClockOffset: (name, s) => nodes.setClockOffset(host, name, s),
@@ -364,6 +371,23 @@ function makeBed(ctx: BedContext, exitHook?: () => void): Bed {
     setUnitState: (name, unit, st) => nodes.setUnitState(host, name, unit, st),
     cniToken: (name) => readCniToken(findNode(state, name).dir)?.claims,
   };
+}
+
+async function rebreak(ctx: BedContext): Promise<void> {
+  const scenario = loadScenario(ctx.state.scenario);
+  if (!scenario.suspend) throw new Error(`scenario ${scenario.name} has no suspend to repeat`);
+  const api = new KubeHttp(loadKubeTarget(ctx.state.paths.adminKubeconfig));
+  const abortIf = (): string | undefined => deadProcess(ctx.state);
+  try {
+    await waitAllReady(ctx, api, scenario.readyTimeoutMs, abortIf);
+    suspendNodes(ctx, scenario);
+    await disruptNamespaces(ctx, api, scenario.restartNamespaces);
+    await waitBroken(ctx, api, scenario, abortIf);
+    ctx.state.phase = 'broken';
+    ctx.save();
+  } finally {
+    api.close();
+  }
 }
 
 function findNode(state: BedState, name: string): BedNode {
