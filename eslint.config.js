@@ -10,8 +10,14 @@ const sandboxed = {
     'error',
     {
       patterns: [
-        { group: ['node:*', 'fs', 'path', 'os', 'child_process', 'net', 'crypto'], message: 'workflow code must stay deterministic' },
-        { group: ['ssh2', '@kubernetes/client-node', '@temporalio/worker', '@temporalio/client'], message: 'side effects belong in activities/' },
+        {
+          group: ['node:*', 'fs', 'path', 'os', 'child_process', 'net', 'crypto'],
+          message: 'workflow code must stay deterministic',
+        },
+        {
+          group: ['ssh2', '@kubernetes/client-node', '@temporalio/worker', '@temporalio/client'],
+          message: 'side effects belong in activities/',
+        },
       ],
     },
   ],
@@ -22,13 +28,18 @@ export default tseslint.config(
   js.configs.recommended,
   ...tseslint.configs.recommendedTypeChecked,
   {
-    languageOptions: { parserOptions: { projectService: true, tsconfigRootDir: import.meta.dirname } },
+    languageOptions: {
+      parserOptions: { projectService: true, tsconfigRootDir: import.meta.dirname },
+    },
     plugins: { 'import-x': importX },
     rules: {
       '@typescript-eslint/no-floating-promises': 'error',
       '@typescript-eslint/consistent-type-imports': 'error',
       '@typescript-eslint/explicit-module-boundary-types': 'error',
-      '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
+      '@typescript-eslint/no-unused-vars': [
+        'error',
+        { argsIgnorePattern: '^_', varsIgnorePattern: '^_' },
+      ],
       eqeqeq: ['error', 'always', { null: 'ignore' }],
       'import-x/no-cycle': 'error',
     },
