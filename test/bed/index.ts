@@ -380,6 +380,9 @@ async function rebreak(ctx: BedContext): Promise<void> {
   const abortIf = (): string | undefined => deadProcess(ctx.state);
   try {
     await waitAllReady(ctx, api, scenario.readyTimeoutMs, abortIf);
+    // The last break's pods are gone (recovered); only this break's count.
+    ctx.state.disrupted = {};
+    ctx.state.suspended = {};
     suspendNodes(ctx, scenario);
     await disruptNamespaces(ctx, api, scenario.restartNamespaces);
     await waitBroken(ctx, api, scenario, abortIf);
