@@ -4,59 +4,31 @@
  */
 import type { CoreV1Event, V1Pod } from '@kubernetes/client-node';
 import { classifyPod } from '../activities/stuck-pods.js';
+import { CALICO_EVIDENCE, CNI_ADD_MESSAGE, ownedPod, sandboxEvent } from '../test/support/pods.js';
 
 const PODS = Number(process.env.PODS ?? 10_000);
 const now = Date.now();
-const evidence =
-  /plugin type="calico" failed \((add|delete)\).*connection is unauthorized: Unauthorized/;
-const message =
-  'Failed to create pod sandbox: rpc error: code = Unknown desc = failed to setup network for sandbox "x": ' +
-  'plugin type="calico" failed (add): error getting ClusterInformation: connection is unauthorized: Unauthorized';
 
 const pods: V1Pod[] = [];
 const events = new Map<string, CoreV1Event[]>();
+const created = new Date(now - 600_000);
 for (let i = 0; i < PODS; i++) {
   const uid = `uid-${i}`;
   const stuck = i % 3 === 0;
-  pods.push({
-    metadata: {
-      name: `p-${i}`,
-      namespace: 'apps',
-      uid,
-      creationTimestamp: new Date(now - 600_000),
-      ownerReferences: [
-        { apiVersion: 'apps/v1', kind: 'ReplicaSet', name: 'rs', uid: 'rs', controller: true },
-      ],
-    },
-    spec: { nodeName: `node-${i % 50}`, containers: [{ name: 'c' }] },
-    status: stuck
-      ? {
-          phase: 'Pending',
-          containerStatuses: [
-            {
-              name: 'c',
-              image: 'i',
-              imageID: '',
-              ready: false,
-              restartCount: 0,
-              state: { waiting: { reason: 'ContainerCreating' } },
-            },
-          ],
-        }
-      : { phase: 'Running' },
-  });
+  pods.push(
+    ownedPod(created, {
+      meta: { name: `p-${i}`, namespace: 'apps', uid },
+      spec: { nodeName: `node-${i % 50}` },
+      status: stuck ? undefined : { phase: 'Running' },
+    }),
+  );
   events.set(uid, [
     { metadata: {}, involvedObject: { uid }, reason: 'Pulled', message: 'image present' },
-    {
-      metadata: {},
-      involvedObject: { uid },
-      reason: 'FailedCreatePodSandBox',
-      message: stuck ? message : 'other',
-    },
+    sandboxEvent(uid, stuck ? CNI_ADD_MESSAGE : 'other'),
   ]);
 }
 
-const rules = { allowlist: ['apps'], evidence, minStuckForMs: 30_000, now };
+const rules = { allowlist: ['apps'], evidence: CALICO_EVIDENCE, minStuckForMs: 30_000, now };
 const heapBefore = process.memoryUsage().heapUsed;
 const t0 = process.hrtime.bigint();
 let stuck = 0;

@@ -316,15 +316,24 @@ async function runScenario(ctx: BedContext, scenario: Scenario): Promise<void> {
     await waitAllReady(ctx, api, scenario.readyTimeoutMs, abortIf);
     ctx.state.phase = 'ready';
     ctx.save();
-    if (!scenario.suspend) return;
-    suspendNodes(ctx, scenario);
-    await disruptNamespaces(ctx, api, scenario.restartNamespaces);
-    await waitBroken(ctx, api, scenario, abortIf);
-    ctx.state.phase = 'broken';
-    ctx.save();
+    if (scenario.suspend) await breakCluster(ctx, api, scenario, abortIf);
   } finally {
     api.close();
   }
+}
+
+/** Suspends the nodes, disrupts the namespaces and waits until the broken state shows. */
+async function breakCluster(
+  ctx: BedContext,
+  api: KubeHttp,
+  scenario: Scenario,
+  abortIf: () => string | undefined,
+): Promise<void> {
+  suspendNodes(ctx, scenario);
+  await disruptNamespaces(ctx, api, scenario.restartNamespaces);
+  await waitBroken(ctx, api, scenario, abortIf);
+  ctx.state.phase = 'broken';
+  ctx.save();
 }
 
 /** Stops all processes of a bed state (sim and controllers first, etcd last). */
@@ -383,11 +392,7 @@ async function rebreak(ctx: BedContext): Promise<void> {
     // The last break's pods are gone (recovered); only this break's count.
     ctx.state.disrupted = {};
     ctx.state.suspended = {};
-    suspendNodes(ctx, scenario);
-    await disruptNamespaces(ctx, api, scenario.restartNamespaces);
-    await waitBroken(ctx, api, scenario, abortIf);
-    ctx.state.phase = 'broken';
-    ctx.save();
+    await breakCluster(ctx, api, scenario, abortIf);
   } finally {
     api.close();
   }

@@ -1,63 +1,22 @@
-import type { CoreV1Event, V1Pod } from '@kubernetes/client-node';
 import { classifyPod, stillStuck, stuckState } from '../../activities/stuck-pods.js';
+import type { PodOverrides } from '../support/pods.js';
+import {
+  CALICO_EVIDENCE,
+  CNI_ADD_MESSAGE as CNI_ADD,
+  ownedPod,
+  sandboxEvent as event,
+  waitingStatus,
+} from '../support/pods.js';
 
 const NOW = Date.parse('2026-12-03T12:00:00Z');
 const ago = (s: number): Date => new Date(NOW - s * 1000);
-const EVIDENCE =
-  /plugin type="calico" failed \((add|delete)\).*connection is unauthorized: Unauthorized/;
 const rules = {
   allowlist: ['kserve', 'kube-system'],
-  evidence: EVIDENCE,
+  evidence: CALICO_EVIDENCE,
   minStuckForMs: 30_000,
   now: NOW,
 };
-const CNI_ADD =
-  'Failed to create pod sandbox: rpc error: code = Unknown desc = failed to setup network for sandbox "ab": ' +
-  'plugin type="calico" failed (add): error getting ClusterInformation: connection is unauthorized: Unauthorized';
-
-function pod(
-  overrides: {
-    meta?: Partial<NonNullable<V1Pod['metadata']>>;
-    spec?: Partial<NonNullable<V1Pod['spec']>>;
-    status?: V1Pod['status'];
-  } = {},
-): V1Pod {
-  return {
-    metadata: {
-      name: 'p',
-      namespace: 'kserve',
-      uid: 'uid-1',
-      creationTimestamp: ago(120),
-      ownerReferences: [
-        { apiVersion: 'apps/v1', kind: 'ReplicaSet', name: 'rs', uid: 'rs-1', controller: true },
-      ],
-      ...overrides.meta,
-    },
-    spec: { nodeName: 'node-1', containers: [{ name: 'c' }], ...overrides.spec },
-    status: overrides.status ?? {
-      phase: 'Pending',
-      containerStatuses: [
-        {
-          name: 'c',
-          image: 'i',
-          imageID: '',
-          ready: false,
-          restartCount: 0,
-          state: { waiting: { reason: 'ContainerCreating' } },
-        },
-      ],
-    },
-  };
-}
-
-function event(uid: string, message = CNI_ADD): CoreV1Event {
-  return {
-    metadata: {},
-    involvedObject: { kind: 'Pod', uid },
-    reason: 'FailedCreatePodSandBox',
-    message,
-  };
-}
+const pod = (o: PodOverrides = {}) => ownedPod(ago(120), o);
 
 describe('stuckState', () => {
   it('calls a pod Terminating past its deletion time (grace included) stuck', () => {
@@ -79,21 +38,7 @@ describe('stuckState', () => {
   });
 
   it('does not count other waiting reasons (image pulls, crash loops)', () => {
-    const pulling = pod({
-      status: {
-        phase: 'Pending',
-        containerStatuses: [
-          {
-            name: 'c',
-            image: 'i',
-            imageID: '',
-            ready: false,
-            restartCount: 0,
-            state: { waiting: { reason: 'ImagePullBackOff' } },
-          },
-        ],
-      },
-    });
+    const pulling = pod({ status: waitingStatus('ImagePullBackOff') });
     expect(stuckState(pulling, rules)).toBeUndefined();
   });
 });
