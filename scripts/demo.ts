@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { Command } from 'commander';
 import { startBed } from '../test/bed/index.js';
 import { runCommand } from '../cli/run.js';
+import { adminCore, waitPastGrace } from '../test/support/kube.js';
 
 const opts = new Command('demo')
   .option('--report <file>', 'write the JSON report here')
@@ -23,6 +24,12 @@ console.log(
 
 let code: number;
 try {
+  // Pods deleted seconds ago are still in their grace period, not stuck yet: let it run out.
+  await waitPastGrace(adminCore(bed.adminKubeconfigPath), [
+    'cert-manager',
+    'kserve',
+    'istio-system',
+  ]);
   // Keep this demo's Temporal state with the bed, apart from the user's own runs.
   process.env.KUBEMEND_HOME = join(bed.dir, 'kubemend');
   delete process.env.TEMPORAL_ADDRESS;

@@ -6,6 +6,7 @@
  */
 import {
   ActivityCancellationType,
+  ActivityFailure,
   ApplicationFailure,
   isCancellation,
   log,
@@ -202,10 +203,9 @@ function tooManyNodeFailures(run: RunState): boolean {
 }
 
 function describeError(err: unknown): string {
-  let e = err as { message?: string; cause?: unknown } | undefined;
-  // ActivityFailure wraps the activity's ApplicationFailure: report the innermost message.
-  while (e?.cause) e = e.cause;
-  return e?.message ?? String(err);
+  // An ActivityFailure wraps the activity's own error, whose message names node, resource, why.
+  if (err instanceof ActivityFailure && err.cause) return err.cause.message;
+  return err instanceof Error ? err.message : String(err);
 }
 
 /**

@@ -10,7 +10,7 @@ import type { Bed } from '../bed/index.js';
 import { readAudit, readLedger, startBed } from '../bed/index.js';
 import type { RunReport } from '../../common/types.js';
 import { kubemend } from '../support/cli.js';
-import { adminCore, isReady, isStuck, key, podsIn } from '../support/kube.js';
+import { adminCore, isReady, isStuck, key, podsIn, waitPastGrace } from '../support/kube.js';
 
 const AFFECTED = ['cert-manager', 'kserve', 'istio-system'];
 const HEALTHY = ['default', 'monitoring'];
@@ -46,6 +46,7 @@ describe('seed incident recovery', () => {
 
   it('recovers the cluster, then a second run changes nothing', async () => {
     const core = adminCore(bed.adminKubeconfigPath);
+    await waitPastGrace(core, AFFECTED);
     const before = await podsIn(core, AFFECTED);
     const stuck = before.filter(isStuck).map(key).sort();
     const healthyBefore = new Map(

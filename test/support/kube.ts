@@ -35,3 +35,24 @@ export function isStuck(p: V1Pod): boolean {
     !!p.status.containerStatuses?.some((c) => c.state?.waiting?.reason === 'ContainerCreating')
   );
 }
+
+/**
+ * Waits until every Terminating pod in the namespaces is past its deletion time (the end of its
+ * grace period) by `marginMs`: only then does kubemend's definition call it stuck rather than
+ * still terminating normally.
+ */
+export async function waitPastGrace(
+  core: CoreV1Api,
+  namespaces: string[],
+  marginMs = 2000,
+): Promise<void> {
+  const pods = await podsIn(core, namespaces);
+  const last = Math.max(
+    0,
+    ...pods.map((p) =>
+      p.metadata?.deletionTimestamp ? new Date(p.metadata.deletionTimestamp).getTime() : 0,
+    ),
+  );
+  const wait = last + marginMs - Date.now();
+  if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+}

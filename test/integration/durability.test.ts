@@ -1,0 +1,303 @@
+/**
+ * Durability on the real test bed, with faults injected for real: `kubemend worker` processes
+ * killed with SIGKILL, the Temporal dev server killed and restarted on its database, a node's
+ * sshd stopped, kube-apiserver restarted, and approval gates across all of that.
+ */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Client, WorkflowHandle } from '@temporalio/client';
+import type { Bed } from '../bed/index.js';
+import { startBed } from '../bed/index.js';
+import { loadRunbook } from '../../common/load-runbook.js';
+import type { Runbook } from '../../common/runbook.js';
+import type { RunReport, StepStatus } from '../../common/types.js';
+import { taskQueueFor, workflowIdFor } from '../../common/types.js';
+import { progressQuery, runRunbook } from '../../workflows/index.js';
+import { kubemend } from '../support/cli.js';
+import { adminCore, waitPastGrace } from '../support/kube.js';
+import { TestTemporal, WorkerProcess } from '../support/temporal.js';
+
+const RUNBOOK_FILE = 'runbooks/calico-cni-token-recovery.yaml';
+const WORKFLOW_ID = workflowIdFor('calico-cni-token-recovery', 'seed');
+const AFFECTED = ['cert-manager', 'kserve', 'istio-system'];
+const SYNC_CMD = /makestep|restart systemd-timesyncd|ntpdate/;
+
+function seedRunbook(change: (rb: Runbook) => void = () => undefined): Runbook {
+  const rb = loadRunbook(readFileSync(RUNBOOK_FILE, 'utf8'), RUNBOOK_FILE, { minStuckFor: '1s' });
+  change(rb);
+  return rb;
+}
+
+describe('durability', () => {
+  let bed: Bed;
+  let temporal: TestTemporal;
+  let worker: WorkerProcess;
+  let client: Client;
+  let closeClient: () => Promise<void>;
+
+  const newWorker = async (): Promise<void> => {
+    worker = await WorkerProcess.start(temporal.address, bed.kubeconfigPath, bed.inventoryPath);
+  };
+  /** Breaks the bed again and waits until its Terminating pods count as stuck. */
+  const rebreak = async (): Promise<void> => {
+    await bed.rebreak();
+    await waitPastGrace(adminCore(bed.adminKubeconfigPath), AFFECTED);
+  };
+  const start = (runbook: Runbook): Promise<WorkflowHandle<typeof runRunbook>> =>
+    client.workflow.start(runRunbook, {
+      workflowId: WORKFLOW_ID,
+      taskQueue: taskQueueFor('seed'),
+      args: [{ runbook, cluster: 'seed', trigger: { via: 'cli', by: 'durability-test' } }],
+    });
+  /** Polls the live report until `ready` holds; returns that report. */
+  const waitFor = async (
+    handle: WorkflowHandle<typeof runRunbook>,
+    ready: (r: RunReport) => boolean,
+  ): Promise<RunReport> => {
+    const deadline = Date.now() + 120_000;
+    for (;;) {
+      const r = await handle.query(progressQuery).catch(() => undefined);
+      if (r && ready(r)) return r;
+      if (Date.now() > deadline)
+        throw new Error(`condition not reached: ${JSON.stringify(r?.steps)}`);
+      await new Promise((res) => setTimeout(res, 100));
+    }
+  };
+  const ledgerSince = (node: string, since: number): string[] =>
+    bed
+      .readLedger(node)
+      .filter((e) => e.at >= since)
+      .map((e) => e.cmd);
+  const calicoPatchesSince = (since: number): number =>
+    bed
+      .readAudit({ user: 'kubemend', verbs: ['patch'], since: new Date(since) })
+      .filter((e) => e.objectRef?.resource === 'daemonsets' && e.objectRef.name === 'calico-node')
+      .length;
+  const sshLogins = (node: string): number => {
+    const dir = bed.state.nodes.find((n) => n.name === node)?.dir ?? '';
+    return (readFileSync(join(dir, 'sshd.log'), 'utf8').match(/Accepted publickey/g) ?? []).length;
+  };
+
+  beforeAll(async () => {
+    bed = await startBed({ scenario: 'seed' });
+    temporal = await TestTemporal.start();
+    ({ client, close: closeClient } = await temporal.client());
+    await newWorker();
+  });
+
+  afterAll(async () => {
+    await worker?.kill9();
+    await closeClient?.();
+    await temporal?.stop();
+    await bed?.stop();
+  });
+
+  // Every step boundary and the middle of every step type of the seed runbook.
+  const KILL_POINTS: [string, StepStatus][] = [
+    ['diagnose', 'running'],
+    ['diagnose', 'done'],
+    ['clocks', 'running'],
+    ['sync', 'running'],
+    ['sync', 'done'],
+    ['kubelet', 'running'],
+    ['kubelet', 'done'],
+    ['evict', 'running'],
+    ['calico', 'running'],
+    ['calico', 'done'],
+    ['calico-ready', 'running'],
+    ['verify', 'running'],
+  ];
+
+  it.each(KILL_POINTS)(
+    'finishes recovered when the worker is killed with step %s %s, repeating nothing',
+    async (stepId, status) => {
+      if (bed.state.phase === 'broken')
+        await waitPastGrace(adminCore(bed.adminKubeconfigPath), AFFECTED);
+      else await rebreak();
+      const since = Date.now();
+      const handle = await start(seedRunbook());
+
+      const seen = await waitFor(handle, (r) => {
+        const s = r.steps.find((x) => x.id === stepId);
+        return s?.status === status || s?.status === 'done' || r.status === 'finished';
+      });
+      await worker.kill9();
+      await newWorker();
+      const report = await handle.result();
+      bed.state.phase = 'ready';
+
+      expect(seen.status).toBe('running');
+      expect(report.outcome).toBe('recovered');
+      for (const node of bed.nodes.map((n) => n.name)) {
+        const cmds = ledgerSince(node, since);
+        expect(cmds.filter((c) => SYNC_CMD.test(c))).toHaveLength(1);
+        expect(cmds.filter((c) => c === 'systemctl restart kubelet')).toHaveLength(1);
+      }
+      expect(calicoPatchesSince(since)).toBe(1);
+    },
+  );
+
+  it('finishes when the Temporal server crashes and restarts mid-run', async () => {
+    await rebreak();
+    const handle = await start(seedRunbook());
+
+    await waitFor(handle, (r) => r.steps.find((s) => s.id === 'sync')?.status !== 'pending');
+    await temporal.crashAndRestart();
+    await worker.kill9(); // a worker that lost its server may linger; give the run a fresh one
+    await newWorker();
+    const report = await handle.result();
+    bed.state.phase = 'ready';
+
+    expect(report.outcome).toBe('recovered');
+    expect(report.actions.filter((a) => a.kind === 'daemonset.rolloutRestart')).toHaveLength(1);
+  });
+
+  it('finishes when kube-apiserver restarts mid-run', async () => {
+    await rebreak();
+    const handle = await start(seedRunbook());
+
+    await waitFor(handle, (r) => r.steps.find((s) => s.id === 'evict')?.status !== 'pending');
+    await bed.restartApiserver();
+    const report = await handle.result();
+    bed.state.phase = 'ready';
+
+    expect(report.outcome).toBe('recovered');
+  });
+
+  it('recovers the reachable nodes when one is down, and a retry touches only that node', async () => {
+    await rebreak();
+    await bed.stopNode('node-2');
+    const since = Date.now();
+
+    const report = await (
+      await start(seedRunbook())
+    )
+      .result()
+      .finally(() => bed.startNode('node-2'));
+
+    expect(report.outcome).toBe('partial');
+    expect(report.failedNodes).toEqual([
+      expect.objectContaining({
+        node: 'node-2',
+        step: 'clocks',
+        error: expect.stringMatching(/unreachable/),
+      }),
+    ]);
+    expect(ledgerSince('node-1', since).filter((c) => SYNC_CMD.test(c))).toHaveLength(1);
+    expect(ledgerSince('node-3', since).filter((c) => SYNC_CMD.test(c))).toHaveLength(1);
+
+    const logins = { 'node-1': sshLogins('node-1'), 'node-3': sshLogins('node-3') };
+    const retried = await kubemend(
+      [
+        'retry',
+        WORKFLOW_ID,
+        '--kubeconfig',
+        bed.kubeconfigPath,
+        '--inventory',
+        bed.inventoryPath,
+        '--report',
+        join(bed.dir, 'retry.json'),
+      ],
+      { TEMPORAL_ADDRESS: temporal.address },
+    );
+
+    expect(retried.code).toBe(0);
+    const retry = JSON.parse(readFileSync(join(bed.dir, 'retry.json'), 'utf8')) as RunReport;
+    expect(retry.outcome).toBe('recovered');
+    expect(retry.retryOf).toBe(`${WORKFLOW_ID}/${report.runId}`);
+    expect(retry.actions.filter((a) => a.kind === 'node.syncClock').map((a) => a.target)).toEqual([
+      'node/node-2',
+    ]);
+    expect({ 'node-1': sshLogins('node-1'), 'node-3': sshLogins('node-3') }).toEqual(logins);
+    bed.state.phase = 'ready';
+  });
+
+  it('waits at an approval gate across worker and server restarts; a rejected run stops', async () => {
+    const gated = seedRunbook((rb) => (rb.spec.limits.maxPodDeletes = 2));
+    await rebreak();
+    const handle = await start(gated);
+
+    const paused = await waitFor(handle, (r) => r.approvals.length > 0);
+    expect(paused.approvals[0]).toMatchObject({
+      step: 'evict',
+      message: expect.stringMatching(/maxPodDeletes/),
+    });
+    await worker.kill9();
+    await temporal.crashAndRestart();
+    await newWorker();
+    const approved = await kubemend(
+      ['approve', WORKFLOW_ID, '--reason', 'checked the pod list', '--by', 'sre-on-call'],
+      {
+        TEMPORAL_ADDRESS: temporal.address,
+      },
+    );
+    const report = await handle.result();
+
+    expect(approved.code).toBe(0);
+    expect(report.outcome).toBe('recovered');
+    expect(report.approvals[0]).toMatchObject({
+      decision: 'approved',
+      by: 'sre-on-call',
+      reason: 'checked the pod list',
+    });
+    expect(report.actions.filter((a) => a.kind === 'pod.forceDelete').length).toBeGreaterThan(2);
+
+    bed.state.phase = 'ready';
+    await rebreak();
+    const second = await start(gated);
+    await waitFor(second, (r) => r.approvals.length > 0);
+    const rejectedAt = Date.now();
+    const rejected = await kubemend(
+      ['reject', WORKFLOW_ID, '--reason', 'not during the change freeze', '--by', 'sre-on-call'],
+      {
+        TEMPORAL_ADDRESS: temporal.address,
+      },
+    );
+    const stopped = await second.result();
+
+    expect(rejected.code).toBe(0);
+    expect(stopped.outcome).toBe('needs-human');
+    expect(stopped.approvals[0]).toMatchObject({ decision: 'rejected', by: 'sre-on-call' });
+    expect(
+      stopped.actions.filter(
+        (a) => a.kind === 'pod.forceDelete' || a.kind === 'daemonset.rolloutRestart',
+      ),
+    ).toEqual([]);
+    expect(stopped.steps.filter((s) => s.status === 'pending').map((s) => s.id)).toEqual([
+      'calico',
+      'calico-ready',
+      'verify',
+    ]);
+    expect(
+      bed.readAudit({ user: 'kubemend', verbs: 'mutating', since: new Date(rejectedAt) }),
+    ).toEqual([]);
+  });
+
+  it('cancels a run cleanly and reports what was not done', async () => {
+    const gated = seedRunbook((rb) => (rb.spec.limits.maxPodDeletes = 2));
+    if (bed.state.phase !== 'broken') await rebreak();
+    const handle = await start(gated);
+    await waitFor(handle, (r) => r.approvals.length > 0);
+
+    const cancelled = await kubemend(['cancel', WORKFLOW_ID], {
+      TEMPORAL_ADDRESS: temporal.address,
+    });
+    const report = await handle.result();
+
+    expect(cancelled.code).toBe(0);
+    expect(cancelled.stdout).toContain('CANCELLED');
+    expect(report.outcome).toBe('cancelled');
+    expect(report.steps.filter((s) => s.status === 'done').map((s) => s.id)).toEqual([
+      'diagnose',
+      'clocks',
+      'sync',
+      'kubelet',
+    ]);
+    expect(report.steps.filter((s) => s.status === 'pending').map((s) => s.id)).toEqual([
+      'calico',
+      'calico-ready',
+      'verify',
+    ]);
+    expect(report.actions.filter((a) => a.kind === 'pod.forceDelete')).toEqual([]);
+  });
+});
