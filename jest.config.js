@@ -10,6 +10,9 @@ const base = {
 export default {
   // Real control planes and Temporal servers on 2 cores: one test file at a time.
   maxWorkers: 1,
+  // gRPC channels of the Temporal client can outlive a test file by a few seconds; never let
+  // them hold CI hostage once every test has finished.
+  forceExit: true,
   projects: [
     { ...base, displayName: 'unit', testMatch: ['<rootDir>/test/unit/**/*.test.ts'] },
     {

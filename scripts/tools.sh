@@ -35,6 +35,7 @@ build_once() {
     (cd "$dir/src" && "$fn" "$version" "$dir/bin") > "$dir/build.log" 2>&1 ||
       { tail -n 30 "$dir/build.log" >&2; die "building $name $version failed; full log: $dir/build.log"; }
     touch "$dir/.done"
+    BUILT=$((BUILT + 1))
     log "built $name $version in $((SECONDS - started))s"
   fi
   mkdir -p "$BIN"
@@ -92,10 +93,12 @@ apt_tools() {
 main() {
   mkdir -p "$CACHE"
   apt_tools
+  BUILT=0
   build_once temporal "$TEMPORAL_CLI_VERSION" build_temporal
   build_once etcd "$ETCD_VERSION" build_etcd
   build_once k8s "$K8S_VERSION" build_k8s
-  log "ready in $BIN (temporal $TEMPORAL_CLI_VERSION, etcd $ETCD_VERSION, kubernetes $K8S_VERSION)"
+  # Quiet when everything was cached.
+  ((BUILT == 0)) || log "ready in $BIN (temporal $TEMPORAL_CLI_VERSION, etcd $ETCD_VERSION, kubernetes $K8S_VERSION)"
 }
 
 main "$@"

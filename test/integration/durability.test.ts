@@ -38,9 +38,12 @@ describe('durability', () => {
   const newWorker = async (): Promise<void> => {
     worker = await WorkerProcess.start(temporal.address, bed.kubeconfigPath, bed.inventoryPath);
   };
-  /** Breaks the bed again and waits until its Terminating pods count as stuck. */
-  const rebreak = async (): Promise<void> => {
-    await bed.rebreak();
+  /**
+   * Makes sure the bed is broken (breaking it again if the last test recovered it), and waits
+   * until its Terminating pods count as stuck. Tests that recover the bed mark it `ready`.
+   */
+  const broken = async (): Promise<void> => {
+    if (bed.state.phase !== 'broken') await bed.rebreak();
     await waitPastGrace(adminCore(bed.adminKubeconfigPath), AFFECTED);
   };
   const start = (runbook: Runbook): Promise<WorkflowHandle<typeof runRunbook>> =>
@@ -111,9 +114,7 @@ describe('durability', () => {
   it.each(KILL_POINTS)(
     'finishes recovered when the worker is killed with step %s %s, repeating nothing',
     async (stepId, status) => {
-      if (bed.state.phase === 'broken')
-        await waitPastGrace(adminCore(bed.adminKubeconfigPath), AFFECTED);
-      else await rebreak();
+      await broken();
       const since = Date.now();
       const handle = await start(seedRunbook());
 
@@ -138,7 +139,7 @@ describe('durability', () => {
   );
 
   it('finishes when the Temporal server crashes and restarts mid-run', async () => {
-    await rebreak();
+    await broken();
     const handle = await start(seedRunbook());
 
     await waitFor(handle, (r) => r.steps.find((s) => s.id === 'sync')?.status !== 'pending');
@@ -153,7 +154,7 @@ describe('durability', () => {
   });
 
   it('finishes when kube-apiserver restarts mid-run', async () => {
-    await rebreak();
+    await broken();
     const handle = await start(seedRunbook());
 
     await waitFor(handle, (r) => r.steps.find((s) => s.id === 'evict')?.status !== 'pending');
@@ -165,7 +166,7 @@ describe('durability', () => {
   });
 
   it('recovers the reachable nodes when one is down, and a retry touches only that node', async () => {
-    await rebreak();
+    await broken();
     await bed.stopNode('node-2');
     const since = Date.now();
 
@@ -214,7 +215,7 @@ describe('durability', () => {
 
   it('waits at an approval gate across worker and server restarts; a rejected run stops', async () => {
     const gated = seedRunbook((rb) => (rb.spec.limits.maxPodDeletes = 2));
-    await rebreak();
+    await broken();
     const handle = await start(gated);
 
     const paused = await waitFor(handle, (r) => r.approvals.length > 0);
@@ -243,7 +244,7 @@ describe('durability', () => {
     expect(report.actions.filter((a) => a.kind === 'pod.forceDelete').length).toBeGreaterThan(2);
 
     bed.state.phase = 'ready';
-    await rebreak();
+    await broken();
     const second = await start(gated);
     await waitFor(second, (r) => r.approvals.length > 0);
     const rejectedAt = Date.now();
@@ -275,7 +276,7 @@ describe('durability', () => {
 
   it('cancels a run cleanly and reports what was not done', async () => {
     const gated = seedRunbook((rb) => (rb.spec.limits.maxPodDeletes = 2));
-    if (bed.state.phase !== 'broken') await rebreak();
+    await broken();
     const handle = await start(gated);
     await waitFor(handle, (r) => r.approvals.length > 0);
 
