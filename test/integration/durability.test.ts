@@ -3,17 +3,20 @@
  * killed with SIGKILL, the Temporal dev server killed and restarted on its database, a node's
  * sshd stopped, kube-apiserver restarted, and approval gates across all of that.
  */
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Client, WorkflowHandle } from '@temporalio/client';
 import type { Bed } from '../bed/index.js';
 import { startBed } from '../bed/index.js';
+import { stopDevServer } from '../../cli/dev-server.js';
+import type { DevServer } from '../../cli/dev-server.js';
 import { loadRunbook } from '../../common/load-runbook.js';
 import type { Runbook } from '../../common/runbook.js';
 import type { RunReport, StepStatus } from '../../common/types.js';
 import { taskQueueFor, workflowIdFor } from '../../common/types.js';
 import { progressQuery, runRunbook } from '../../workflows/index.js';
-import { kubemend } from '../support/cli.js';
+import { kubemend, startKubemend } from '../support/cli.js';
 import { adminCore, waitPastGrace } from '../support/kube.js';
 import { TestTemporal, WorkerProcess } from '../support/temporal.js';
 
@@ -137,6 +140,41 @@ describe('durability', () => {
       expect(calicoPatchesSince(since)).toBe(1);
     },
   );
+
+  it('resumes a run whose CLI, with its in-process worker and embedded server, was killed', async () => {
+    await broken();
+    const home = mkdtempSync(join(tmpdir(), 'kubemend-resume-'));
+    const env = { KUBEMEND_HOME: home, TEMPORAL_ADDRESS: '' };
+    const cluster = ['--kubeconfig', bed.kubeconfigPath, '--inventory', bed.inventoryPath];
+    const since = Date.now();
+
+    const run = startKubemend(
+      ['run', 'calico-cni-token-recovery', ...cluster, '--param', 'minStuckFor=1s'],
+      env,
+    );
+    const deadline = Date.now() + 120_000;
+    while (!/\+ sync +done/.test(run.output()) && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    run.child.kill('SIGKILL');
+    await run.done;
+    const resumed = await kubemend(
+      ['resume', WORKFLOW_ID, ...cluster, '--report', join(home, 'r.json')],
+      env,
+    );
+    const server = JSON.parse(readFileSync(join(home, 'server.json'), 'utf8')) as DevServer;
+    await stopDevServer({ ...server, started: true });
+
+    expect(resumed.code).toBe(0);
+    const report = JSON.parse(readFileSync(join(home, 'r.json'), 'utf8')) as RunReport;
+    expect(report.outcome).toBe('recovered');
+    for (const node of bed.nodes.map((n) => n.name)) {
+      const cmds = ledgerSince(node, since);
+      expect(cmds.filter((c) => SYNC_CMD.test(c))).toHaveLength(1);
+      expect(cmds.filter((c) => c === 'systemctl restart kubelet')).toHaveLength(1);
+    }
+    bed.state.phase = 'ready';
+  });
 
   it('finishes when the Temporal server crashes and restarts mid-run', async () => {
     await broken();
