@@ -42,7 +42,7 @@ function describe(step: StepReport): string {
 }
 
 function icon(status: StepReport['status']): string {
-  return { pending: '.', running: '>', done: '+', skipped: '-', failed: '!' }[status];
+  return { pending: '.', running: '>', done: '+', skipped: '-', failed: '!', stopped: '|' }[status];
 }
 
 /** The final report, as an operator reads it. */

@@ -95,7 +95,8 @@ export interface StepResult {
   data?: Record<string, unknown>;
 }
 
-export type StepStatus = 'pending' | 'running' | 'done' | 'skipped' | 'failed';
+/** `stopped`: the run stopped at this step (a limit, a rejected or unanswered approval). */
+export type StepStatus = 'pending' | 'running' | 'done' | 'skipped' | 'failed' | 'stopped';
 
 export interface StepReport {
   id: string;

@@ -339,4 +339,33 @@ describe('durability', () => {
     ]);
     expect(report.actions.filter((a) => a.kind === 'pod.forceDelete')).toEqual([]);
   });
+
+  it('treats an approval that times out as a rejection: nothing after the gate runs', async () => {
+    const text = [
+      'apiVersion: kubemend.io/v1alpha1',
+      'kind: Runbook',
+      'metadata: { name: gate-timeout }',
+      'spec:',
+      '  allowlist: [kube-system]',
+      '  steps:',
+      '    - { id: confirm, type: approval, timeout: 2s, with: { message: proceed? } }',
+      '    - { id: clocks, type: node.measureClock }',
+    ].join('\n');
+    const runbook = loadRunbook(text, 'gate-timeout.yaml');
+
+    const report = await client.workflow.execute(runRunbook, {
+      workflowId: workflowIdFor('gate-timeout', 'seed'),
+      taskQueue: taskQueueFor('seed'),
+      args: [{ runbook, cluster: 'seed' }],
+    });
+
+    expect(report.outcome).toBe('needs-human');
+    expect(report.approvals).toEqual([
+      expect.objectContaining({ step: 'confirm', decision: 'timed-out' }),
+    ]);
+    expect(report.steps.map((s) => [s.id, s.status])).toEqual([
+      ['confirm', 'stopped'],
+      ['clocks', 'pending'],
+    ]);
+  });
 });
