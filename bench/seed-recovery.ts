@@ -6,6 +6,7 @@
 import { join } from 'node:path';
 import { startBed } from '../test/bed/index.js';
 import { runCommand } from '../cli/run.js';
+import { adminCore, waitPastGrace } from '../test/support/kube.js';
 import type { RunReport } from '../common/types.js';
 import { readFileSync } from 'node:fs';
 
@@ -18,6 +19,12 @@ const log = console.log;
 try {
   for (let i = 0; i < RUNS; i++) {
     if (i > 0) await bed.rebreak();
+    // As in the demo: pods still in their grace period are not stuck yet.
+    await waitPastGrace(adminCore(bed.adminKubeconfigPath), [
+      'cert-manager',
+      'kserve',
+      'istio-system',
+    ]);
     const report = join(bed.dir, `bench-${i}.json`);
     const t0 = Date.now();
     console.log = () => undefined; // keep the CLI's progress out of the benchmark output
