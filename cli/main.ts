@@ -4,17 +4,22 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Command, Option } from 'commander';
+import { WorkflowNotFoundError } from '@temporalio/client';
 import { NativeConnection } from '@temporalio/worker';
 import { RunbookError, loadRunbook } from '../common/load-runbook.js';
 import { KubemendError } from '../common/errors.js';
 import { loadCluster } from '../workers/config.js';
 import { installLogger } from '../workers/logging.js';
 import { createKubemendWorker, RUNBOOK_DIR } from '../workers/worker.js';
-import { progressQuery } from '../workflows/index.js';
-import { formatReport, progressLines } from './report.js';
-import { cancelCommand, decideCommand, resumeCommand, retryCommand } from './manage.js';
+import {
+  cancelCommand,
+  decideCommand,
+  resumeCommand,
+  retryCommand,
+  statusCommand,
+} from './manage.js';
 import type { ClusterOpts } from './manage.js';
-import { runCommand, temporalTarget, UsageError, withWorker } from './run.js';
+import { runCommand, temporalTarget, UsageError } from './run.js';
 
 const program = new Command('kubemend')
   .description('Durable runbooks that repair Kubernetes clusters')
@@ -113,16 +118,7 @@ program
   .description('show the live progress of a run')
   .argument('<workflowId>', 'e.g. calico-cni-token-recovery/seed')
   .action(async (workflowId: string) => {
-    if (!process.env.TEMPORAL_ADDRESS)
-      throw new UsageError('status needs TEMPORAL_ADDRESS (the server the run is on)');
-    await withWorker(await temporalTarget(), undefined, {}, async (client) => {
-      const report = await client.workflow.getHandle(workflowId).query(progressQuery);
-      console.log(
-        report.status === 'finished'
-          ? formatReport(report)
-          : progressLines(undefined, report).join('\n'),
-      );
-    });
+    process.exitCode = await statusCommand(workflowId);
   });
 
 function collect(value: string, previous: string[]): string[] {
@@ -132,7 +128,14 @@ function collect(value: string, previous: string[]): string[] {
 try {
   await program.parseAsync();
 } catch (err) {
-  if (err instanceof RunbookError || err instanceof UsageError || err instanceof KubemendError) {
+  if (err instanceof WorkflowNotFoundError) {
+    console.error(`kubemend: no run ${err.workflowId} on this Temporal server`);
+    process.exitCode = 2;
+  } else if (
+    err instanceof RunbookError ||
+    err instanceof UsageError ||
+    err instanceof KubemendError
+  ) {
     console.error(`kubemend: ${err.message}`);
     process.exitCode = 2;
   } else {

@@ -9,7 +9,7 @@ import { taskQueueFor } from '../common/types.js';
 import { loadCluster } from '../workers/config.js';
 import { approveUpdate, progressQuery, rejectUpdate, runRunbook } from '../workflows/index.js';
 import { stopDevServer } from './dev-server.js';
-import { formatReport } from './report.js';
+import { formatReport, progressLines } from './report.js';
 import { finish, follow, temporalTarget, UsageError, withWorker } from './run.js';
 import type { TemporalTarget } from './run.js';
 
@@ -100,6 +100,18 @@ export function decideCommand(
       console.log(
         `kubemend: ${workflowId}: step ${record.step} ${record.decision} by ${record.by}: ${record.reason}`,
       );
+      return 0;
+    }),
+  );
+}
+
+/** `kubemend status <run>`: the live report (finished runs: the final one). */
+export function statusCommand(workflowId: string): Promise<number> {
+  return withTarget((target) =>
+    withWorker(target, undefined, {}, async (client) => {
+      const report = await client.workflow.getHandle(workflowId).query(progressQuery);
+      const done = report.status === 'finished';
+      console.log(done ? formatReport(report) : progressLines(undefined, report).join('\n'));
       return 0;
     }),
   );
