@@ -29,8 +29,6 @@ export interface RunOptions {
   report?: string;
   localWorker?: boolean;
   verbose?: boolean;
-  retryOf?: string;
-  onlyNodes?: string[];
   trigger?: Trigger;
 }
 
@@ -86,8 +84,6 @@ export async function runCommand(runbookRef: string, opts: RunOptions): Promise<
         runbook,
         cluster: cluster.name,
         trigger: opts.trigger ?? { via: 'cli', by: process.env.USER },
-        retryOf: opts.retryOf,
-        onlyNodes: opts.onlyNodes,
       };
       const handle = await client.workflow.start(runRunbook, {
         workflowId: workflowIdFor(runbook.metadata.name, cluster.name),
@@ -129,7 +125,8 @@ async function startWorker(
 ): Promise<Worker> {
   const logs = join(stateDir(), 'logs');
   mkdirSync(logs, { recursive: true });
-  installLogger(verbose ? 'INFO' : 'WARN', verbose ? undefined : join(logs, 'worker.jsonl'));
+  // The decision log always goes to a file; --verbose shows it live instead.
+  installLogger('INFO', verbose ? undefined : join(logs, 'worker.jsonl'));
   const connection = await NativeConnection.connect({ address: target.address });
   return createKubemendWorker({ connection, namespace: target.namespace, cluster });
 }

@@ -7,11 +7,11 @@ import type { Writable } from 'node:stream';
 import { DefaultLogger, Runtime } from '@temporalio/worker';
 import type { LogEntry, LogLevel } from '@temporalio/worker';
 
-// SDK metadata that is noise at 3 a.m.: the ids that matter are kept.
+// SDK metadata that is noise at 3 a.m.: the ids that matter are kept. (`namespace` stays: on
+// activity lines it is the Kubernetes namespace kubemend logged, which overrides the SDK's.)
 const DROP = new Set([
   'sdkComponent',
   'taskQueue',
-  'namespace',
   'workflowType',
   'activityId',
   'isLocal',
@@ -36,5 +36,10 @@ export function installLogger(level: LogLevel = 'INFO', sink?: string | Writable
   installed = true;
   const out: Writable =
     typeof sink === 'string' ? createWriteStream(sink, { flags: 'a' }) : (sink ?? process.stderr);
-  Runtime.install({ logger: new DefaultLogger(level, (entry) => out.write(formatEntry(entry))) });
+  const write = (entry: LogEntry): void => {
+    // The workflow bundler's multi-line webpack report says nothing an operator needs.
+    if (entry.message.startsWith('asset workflow-bundle')) return;
+    out.write(formatEntry(entry));
+  };
+  Runtime.install({ logger: new DefaultLogger(level, write) });
 }
