@@ -455,6 +455,8 @@ async function rollPastFailedNodes(
       p.metadata?.ownerReferences?.some((o) => o.uid === ds.metadata?.uid) &&
       !ignored.has(p.spec?.nodeName ?? ''),
   );
+  // TODO(rollout): without a kubemend restart token (a rollout started elsewhere) every pod counts
+  // as updated; comparing controller-revision-hash with the newest ControllerRevision would not.
   const updated = (p: V1Pod): boolean => p.metadata?.annotations?.[RESTART_TOKEN] === token;
   const need = Math.max(0, (ds.status?.desiredNumberScheduled ?? 0) - ignored.size);
   const good = pods.filter((p) => updated(p) && podReady(p)).length;

@@ -215,6 +215,7 @@ function hostPattern(address: string, port: number): string {
   return port === 22 ? address : `[${address}]:${port}`;
 }
 
+// TODO(ssh): hashed known_hosts entries (HashKnownHosts yes) and @cert-authority lines are not read.
 /** Fingerprints of the keys known_hosts pins for this host and port (plain, unhashed entries). */
 export function knownHostKeys(file: string, address: string, port: number): string[] {
   let text: string;

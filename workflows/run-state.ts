@@ -43,6 +43,8 @@ export class RunState {
     return this.report.steps.find((s) => s.id === id) as StepReport;
   }
 
+  // TODO(scale): the report keeps one action per side effect in history; runs bounded by
+  // maxPodDeletes stay small, but an approved run over thousands of pods should continue-as-new.
   record(step: Step, result: StepResult): void {
     this.results.set(step.id, result);
     this.report.actions.push(...result.actions);
