@@ -33,6 +33,7 @@ export async function createKubemendWorker(options: WorkerOptions): Promise<Work
     namespace: options.namespace,
     taskQueue: taskQueueFor(cluster.name),
     activities,
+    // TODO(startup): each CLI run bundles the workflow code again (~4 s); cache it by content hash.
     ...(options.workflowBundle
       ? { workflowBundle: options.workflowBundle }
       : { workflowsPath: WORKFLOWS_PATH }),
