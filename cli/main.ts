@@ -3,7 +3,7 @@
  */
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { Command, Option } from 'commander';
+import { Command, CommanderError, Option } from 'commander';
 import { WorkflowNotFoundError } from '@temporalio/client';
 import { NativeConnection } from '@temporalio/worker';
 import { RunbookError, loadRunbook } from '../common/load-runbook.js';
@@ -19,11 +19,13 @@ import {
   statusCommand,
 } from './manage.js';
 import type { ClusterOpts } from './manage.js';
-import { runCommand, temporalTarget, UsageError } from './run.js';
+import { hasRunningWorker, runCommand, runMarked, temporalTarget, UsageError } from './run.js';
 
 const program = new Command('kubemend')
   .description('Durable runbooks that repair Kubernetes clusters')
-  .showHelpAfterError();
+  .showHelpAfterError()
+  // Usage errors end up in the catch below (exit 2); set before the subcommands inherit it.
+  .exitOverride();
 
 const clusterOptions = (cmd: Command): Command =>
   cmd
@@ -61,7 +63,7 @@ clusterOptions(
   const connection = await NativeConnection.connect({ address: target.address });
   const worker = await createKubemendWorker({ connection, namespace: target.namespace, cluster });
   console.error(`kubemend: worker for cluster ${cluster.name} on ${target.address}`);
-  await worker.run();
+  await runMarked(worker);
 });
 
 for (const [name, describe] of [
@@ -101,17 +103,26 @@ program
   .description('validate runbook files (default: every file in runbooks/)')
   .argument('[files...]')
   .action((files: string[]) => {
-    const list =
-      files.length > 0
-        ? files
-        : readdirSync(RUNBOOK_DIR)
-            .filter((f) => f.endsWith('.yaml'))
-            .map((f) => join(RUNBOOK_DIR, f));
+    const list = files.length > 0 ? files : defaultRunbooks();
+    let bad = 0;
     for (const file of list) {
-      const rb = loadRunbook(readFileSync(file, 'utf8'), file);
-      console.log(`${file}: ok (${rb.metadata.name}, ${rb.spec.steps.length} steps)`);
+      try {
+        const rb = loadRunbook(readFileSync(file, 'utf8'), file);
+        console.log(`${file}: ok (${rb.metadata.name}, ${rb.spec.steps.length} steps)`);
+      } catch (err) {
+        bad++;
+        const e = err as NodeJS.ErrnoException;
+        console.error(e.code ? `${file}: cannot read: ${e.code}` : e.message);
+      }
     }
+    process.exitCode = bad > 0 ? 2 : 0;
   });
+
+function defaultRunbooks(): string[] {
+  return readdirSync(RUNBOOK_DIR)
+    .filter((f) => f.endsWith('.yaml'))
+    .map((f) => join(RUNBOOK_DIR, f));
+}
 
 program
   .command('status')
@@ -125,10 +136,34 @@ function collect(value: string, previous: string[]): string[] {
   return [...previous, value];
 }
 
+// A closed pipe (`kubemend ... | head`) must not crash a run that is still working.
+for (const stream of [process.stdout, process.stderr]) stream.on('error', () => undefined);
+
+// Ctrl-C stops this process, never the run: its state is in Temporal and `resume` continues it.
+let interrupted = false;
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.once(signal, () => {
+    interrupted = true;
+    console.error(
+      `\nkubemend: ${signal}: stopping this process; the run itself goes on in Temporal.`,
+    );
+    // Without a worker there is nothing to wind down; with one, the runtime stops it first.
+    if (!hasRunningWorker()) process.exit(130);
+  });
+}
+
 try {
   await program.parseAsync();
 } catch (err) {
-  if (err instanceof WorkflowNotFoundError) {
+  if (err instanceof CommanderError) {
+    // Commander printed the problem already; help and version are not errors.
+    process.exitCode = err.exitCode === 0 ? 0 : 2;
+  } else if (interrupted) {
+    console.error(
+      'kubemend: interrupted; continue the run with `kubemend resume <run> ...` (its id is above)',
+    );
+    process.exitCode = 130;
+  } else if (err instanceof WorkflowNotFoundError) {
     console.error(`kubemend: no run ${err.workflowId} on this Temporal server`);
     process.exitCode = 2;
   } else if (

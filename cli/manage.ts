@@ -21,13 +21,26 @@ export interface ClusterOpts {
   localWorker?: boolean;
 }
 
-async function withTarget<T>(fn: (target: TemporalTarget) => Promise<T>): Promise<T> {
+/**
+ * Runs `fn` against the Temporal server. An embedded server is stopped afterwards if this
+ * command started it, or if `own` (commands that follow a run to its end: resume, retry).
+ */
+async function withTarget<T>(fn: (target: TemporalTarget) => Promise<T>, own = false): Promise<T> {
   const target = await temporalTarget();
   try {
     return await fn(target);
   } finally {
-    if (target.embedded) await stopDevServer(target.embedded);
+    if (target.embedded)
+      await stopDevServer({ ...target.embedded, started: target.embedded.started || own });
   }
+}
+
+/** The run's state without needing a worker; exits early with a message if it is closed. */
+async function openRun(client: Client, workflowId: string): Promise<boolean> {
+  const { status } = await client.workflow.getHandle(workflowId).describe();
+  if (status.name === 'RUNNING') return true;
+  console.error(`kubemend: run ${workflowId} is ${status.name.toLowerCase()}; nothing to do`);
+  return false;
 }
 
 /** `kubemend resume <run>`: a worker for the run's cluster, then follow it to the end. */
@@ -39,7 +52,7 @@ export function resumeCommand(workflowId: string, opts: ClusterOpts): Promise<nu
       return follow(client.workflow.getHandle<typeof runRunbook>(workflowId));
     });
     return finish(report, opts.report);
-  });
+  }, true);
 }
 
 /** The input the run was started with, read back from its history. */
@@ -80,8 +93,12 @@ export function retryCommand(workflowId: string, opts: ClusterOpts): Promise<num
       return follow(started);
     });
     return finish(report, opts.report);
-  });
+  }, true);
 }
+
+const NO_WORKER =
+  'no worker answered for this run; start one with `kubemend resume <run> --kubeconfig ... --inventory ...` ' +
+  '(or `kubemend worker`)';
 
 /** `kubemend approve|reject <run> --reason ...`: answers the run's open approval gate. */
 export function decideCommand(
@@ -91,12 +108,17 @@ export function decideCommand(
 ): Promise<number> {
   return withTarget((target) =>
     withWorker(target, undefined, {}, async (client) => {
+      if (!(await openRun(client, workflowId))) return 1;
       const handle = client.workflow.getHandle(workflowId);
       const decision = { by: opts.by ?? userInfo().username, reason: opts.reason };
       // An update needs a worker to run the workflow; do not wait forever for one.
-      const record = await client.connection.withDeadline(Date.now() + 30_000, () =>
-        handle.executeUpdate(approved ? approveUpdate : rejectUpdate, { args: [decision] }),
-      );
+      const record = await client.connection
+        .withDeadline(Date.now() + 30_000, () =>
+          handle.executeUpdate(approved ? approveUpdate : rejectUpdate, { args: [decision] }),
+        )
+        .catch((err: Error) => {
+          throw new UsageError(/deadline/i.test(err.message) ? NO_WORKER : err.message);
+        });
       console.log(
         `kubemend: ${workflowId}: step ${record.step} ${record.decision} by ${record.by}: ${record.reason}`,
       );
@@ -105,13 +127,22 @@ export function decideCommand(
   );
 }
 
-/** `kubemend status <run>`: the live report (finished runs: the final one). */
+/** `kubemend status <run>`: the live report; for a finished run, its final report. */
 export function statusCommand(workflowId: string): Promise<number> {
   return withTarget((target) =>
     withWorker(target, undefined, {}, async (client) => {
-      const report = await client.workflow.getHandle(workflowId).query(progressQuery);
-      const done = report.status === 'finished';
-      console.log(done ? formatReport(report) : progressLines(undefined, report).join('\n'));
+      const handle = client.workflow.getHandle<typeof runRunbook>(workflowId);
+      if ((await handle.describe()).status.name === 'COMPLETED') {
+        console.log(formatReport(await handle.result()));
+        return 0;
+      }
+      if (!(await openRun(client, workflowId))) return 1;
+      const report = await client.connection
+        .withDeadline(Date.now() + 15_000, () => handle.query(progressQuery))
+        .catch(() => {
+          throw new UsageError(NO_WORKER);
+        });
+      console.log(progressLines(undefined, report).join('\n'));
       return 0;
     }),
   );
@@ -121,6 +152,7 @@ export function statusCommand(workflowId: string): Promise<number> {
 export function cancelCommand(workflowId: string): Promise<number> {
   return withTarget((target) =>
     withWorker(target, undefined, {}, async (client) => {
+      if (!(await openRun(client, workflowId))) return 1;
       const handle = client.workflow.getHandle<typeof runRunbook>(workflowId);
       await handle.cancel();
       console.log(`kubemend: cancel requested for ${workflowId}`);
@@ -128,10 +160,7 @@ export function cancelCommand(workflowId: string): Promise<number> {
         .withDeadline(Date.now() + 60_000, () => handle.result())
         .catch(() => undefined);
       if (!report) {
-        const now = await handle.query(progressQuery).catch(() => undefined);
-        console.log(
-          now ? formatReport(now) : 'kubemend: no worker answered; the run ends when one does',
-        );
+        console.log(`kubemend: ${NO_WORKER}; the run stops when one picks it up`);
         return 1;
       }
       console.log(formatReport(report));

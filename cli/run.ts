@@ -96,7 +96,26 @@ export async function runCommand(runbookRef: string, opts: RunOptions): Promise<
     });
     return finish(report, opts.report);
   } finally {
-    if (target.embedded) await stopDevServer(target.embedded);
+    // The run is over (or handed back to Temporal): nothing needs the embedded server now, even
+    // when an earlier, killed command started it.
+    if (target.embedded) await stopDevServer({ ...target.embedded, started: true });
+  }
+}
+
+let workerRunning = false;
+
+/** True while a worker runs here; Temporal's runtime then handles Ctrl-C by stopping it. */
+export function hasRunningWorker(): boolean {
+  return workerRunning;
+}
+
+/** Runs a worker until it stops, marked as running for the Ctrl-C handler. */
+export async function runMarked(worker: Worker): Promise<void> {
+  workerRunning = true;
+  try {
+    await worker.run();
+  } finally {
+    workerRunning = false;
   }
 }
 
@@ -112,7 +131,12 @@ export async function withWorker<T>(
   try {
     if (!cluster || !(target.embedded || opts.localWorker)) return await fn(client);
     const worker = await startWorker(target, cluster, opts.verbose);
-    return await worker.runUntil(fn(client));
+    workerRunning = true;
+    try {
+      return await worker.runUntil(fn(client));
+    } finally {
+      workerRunning = false;
+    }
   } finally {
     await connection.close();
   }

@@ -49,7 +49,8 @@ function parseText(text: string, file: string): unknown {
   } catch (err) {
     const where = err instanceof YAMLParseError ? ` at line ${err.linePos?.[0].line ?? '?'}` : '';
     throw new RunbookError(file, [
-      `not valid YAML${where}: ${(err as Error).message.split('\n')[0]}`,
+      // The parser's message ends with a snippet of the offending lines: keep it.
+      `not valid YAML${where}: ${(err as Error).message.trimEnd().replace(/\n/g, '\n      ')}`,
     ]);
   }
 }

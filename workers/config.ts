@@ -2,7 +2,8 @@
  * Worker configuration: which clusters this worker serves and where their credentials live.
  * Read and validated once at start-up; secrets stay here and never enter workflow input.
  */
-import { readFileSync } from 'node:fs';
+import { accessSync, constants, readFileSync } from 'node:fs';
+import { KubeConfig } from '@kubernetes/client-node';
 import { dirname, resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { ConfigError } from '../common/errors.js';
@@ -34,6 +35,12 @@ export function loadInventory(path: string): Inventory {
   const inv = parsed.data;
   inv.ssh.identityFile = resolve(base, inv.ssh.identityFile);
   inv.ssh.knownHostsFile = resolve(base, inv.ssh.knownHostsFile);
+  for (const [field, file] of [
+    ['ssh.identityFile', inv.ssh.identityFile],
+    ['ssh.knownHostsFile', inv.ssh.knownHostsFile],
+  ] as const) {
+    if (!readable(file)) throw new ConfigError(`${path}: field ${field}: cannot read ${file}`);
+  }
   const names = new Set<string>();
   for (const n of inv.nodes) {
     if (names.has(n.name)) throw new ConfigError(`${path}: field nodes: duplicate node ${n.name}`);
@@ -42,13 +49,33 @@ export function loadInventory(path: string): Inventory {
   return inv;
 }
 
+function readable(file: string): boolean {
+  try {
+    accessSync(file, constants.R_OK);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Checks a kubeconfig the way the Kubernetes client will read it: a context with a server. */
+function checkKubeconfig(path: string): void {
+  const kc = new KubeConfig();
+  try {
+    kc.loadFromFile(path);
+  } catch (err) {
+    throw new ConfigError(`kubeconfig ${path}: ${(err as Error).message.split('\n')[0]}`);
+  }
+  const context = kc.getCurrentContext();
+  if (!context) throw new ConfigError(`kubeconfig ${path}: no current-context`);
+  const server = kc.getCurrentCluster()?.server;
+  if (!server)
+    throw new ConfigError(`kubeconfig ${path}: context ${context} has no cluster with a server`);
+}
+
 /** A cluster from a kubeconfig path and an inventory path; the inventory names the cluster. */
 export function loadCluster(kubeconfigPath: string, inventoryPath: string): ClusterConfig {
   const inventory = loadInventory(inventoryPath);
-  try {
-    readFileSync(kubeconfigPath);
-  } catch (err) {
-    throw new ConfigError(`cannot read kubeconfig ${kubeconfigPath}: ${(err as Error).message}`);
-  }
+  checkKubeconfig(kubeconfigPath);
   return { name: inventory.cluster, kubeconfigPath: resolve(kubeconfigPath), inventory };
 }
