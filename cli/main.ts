@@ -139,6 +139,9 @@ function collect(value: string, previous: string[]): string[] {
 // A closed pipe (`kubemend ... | head`) must not crash a run that is still working.
 for (const stream of [process.stdout, process.stderr]) stream.on('error', () => undefined);
 
+const RESUME_HINT =
+  'kubemend: interrupted; continue the run with `kubemend resume <run> ...` (its id is above)';
+
 // Ctrl-C stops this process, never the run: its state is in Temporal and `resume` continues it.
 let interrupted = false;
 for (const signal of ['SIGINT', 'SIGTERM'] as const) {
@@ -149,6 +152,11 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
     );
     // Without a worker there is nothing to wind down; with one, the runtime stops it first.
     if (!hasRunningWorker()) process.exit(130);
+    // Client calls still in flight fail once their channel closes; that is expected now.
+    process.on('uncaughtException', () => {
+      console.error(RESUME_HINT);
+      process.exit(130);
+    });
   });
 }
 
@@ -159,9 +167,7 @@ try {
     // Commander printed the problem already; help and version are not errors.
     process.exitCode = err.exitCode === 0 ? 0 : 2;
   } else if (interrupted) {
-    console.error(
-      'kubemend: interrupted; continue the run with `kubemend resume <run> ...` (its id is above)',
-    );
+    console.error(RESUME_HINT);
     process.exitCode = 130;
   } else if (err instanceof WorkflowNotFoundError) {
     console.error(`kubemend: no run ${err.workflowId} on this Temporal server`);
