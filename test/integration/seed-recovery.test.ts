@@ -10,7 +10,16 @@ import type { Bed } from '../bed/index.js';
 import { readAudit, readLedger, startBed } from '../bed/index.js';
 import type { RunReport } from '../../common/types.js';
 import { kubemend } from '../support/cli.js';
-import { adminCore, isReady, isStuck, key, podsIn, waitPastGrace } from '../support/kube.js';
+import {
+  adminApps,
+  adminCore,
+  eventually,
+  isReady,
+  isStuck,
+  key,
+  podsIn,
+  waitPastGrace,
+} from '../support/kube.js';
 
 const AFFECTED = ['cert-manager', 'kserve', 'istio-system'];
 const HEALTHY = ['default', 'monitoring'];
@@ -109,5 +118,80 @@ describe('seed incident recovery', () => {
       since: new Date(secondStarted),
     });
     expect(mutations).toEqual([]);
+  });
+
+  it('never deletes a stuck pod it cannot safely lose, and names it for a human', async () => {
+    await bed.rebreak();
+    const core = adminCore(bed.adminKubeconfigPath);
+    const apps = adminApps(bed.adminKubeconfigPath);
+    const container = [{ name: 'c', image: 'registry.example/debug:1' }];
+    // Created while the CNI token is expired: both hang in ContainerCreating with Calico events.
+    await core.createNamespacedPod({
+      namespace: 'kserve',
+      body: {
+        metadata: { name: 'bare-debug' },
+        spec: { nodeName: 'node-1', containers: container },
+      },
+    });
+    await apps.createNamespacedStatefulSet({
+      namespace: 'kserve',
+      body: {
+        metadata: { name: 'model-cache' },
+        spec: {
+          serviceName: 'model-cache',
+          replicas: 1,
+          selector: { matchLabels: { app: 'model-cache' } },
+          template: {
+            metadata: { labels: { app: 'model-cache' } },
+            spec: { containers: container },
+          },
+        },
+      },
+    });
+    const guarded = ['bare-debug', 'model-cache-0'];
+    await eventually('sandbox failures on the guarded pods', async () => {
+      const events = await core.listNamespacedEvent({
+        namespace: 'kserve',
+        fieldSelector: 'reason=FailedCreatePodSandBox',
+      });
+      return guarded.every((name) => events.items.some((e) => e.involvedObject.name === name));
+    });
+    await waitPastGrace(core, AFFECTED);
+    const uids = await Promise.all(
+      guarded.map(
+        async (name) => (await core.readNamespacedPod({ namespace: 'kserve', name })).metadata?.uid,
+      ),
+    );
+    const since = new Date();
+
+    const result = await run(join(home, 'guarded.json'));
+
+    expect(result.code).toBe(1);
+    const report = JSON.parse(readFileSync(join(home, 'guarded.json'), 'utf8')) as RunReport;
+    expect(report.outcome).toBe('needs-human');
+    expect(report.attention).toEqual(
+      expect.arrayContaining([
+        expect.stringMatching(
+          /^pod kserve\/bare-debug is stuck \(creating\) but left alone: has no controller/,
+        ),
+        expect.stringMatching(
+          /^pod kserve\/model-cache-0 is stuck \(creating\) but left alone: belongs to a StatefulSet/,
+        ),
+      ]),
+    );
+    const touched = report.actions.filter((a) =>
+      guarded.some((name) => a.target === `pod/kserve/${name}`),
+    );
+    expect(touched).toEqual([]);
+    const deletes = readAudit(bed, { user: 'kubemend', verbs: ['delete'], since }).filter((e) =>
+      guarded.includes(e.objectRef?.name ?? ''),
+    );
+    expect(deletes).toEqual([]);
+    const after = await Promise.all(
+      guarded.map(
+        async (name) => (await core.readNamespacedPod({ namespace: 'kserve', name })).metadata?.uid,
+      ),
+    );
+    expect(after).toEqual(uids);
   });
 });

@@ -1,13 +1,32 @@
 /**
  * Read helpers for integration tests: the cluster as the bed's admin sees it.
  */
-import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
+import { AppsV1Api, CoreV1Api, KubeConfig } from '@kubernetes/client-node';
 import type { V1Pod } from '@kubernetes/client-node';
 
 export function adminCore(kubeconfigPath: string): CoreV1Api {
   const kc = new KubeConfig();
   kc.loadFromFile(kubeconfigPath);
   return kc.makeApiClient(CoreV1Api);
+}
+
+export function adminApps(kubeconfigPath: string): AppsV1Api {
+  const kc = new KubeConfig();
+  kc.loadFromFile(kubeconfigPath);
+  return kc.makeApiClient(AppsV1Api);
+}
+
+/** Polls `probe` every 250 ms until it returns true; fails after `timeoutMs` naming `what`. */
+export async function eventually(
+  what: string,
+  probe: () => Promise<boolean>,
+  timeoutMs = 60_000,
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await probe())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 250));
+  }
 }
 
 export async function podsIn(core: CoreV1Api, namespaces: string[]): Promise<V1Pod[]> {
