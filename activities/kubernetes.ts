@@ -15,6 +15,7 @@ import {
 import type { CoreV1Event, V1DaemonSet, V1Pod } from '@kubernetes/client-node';
 import { ConvergenceTimeoutError, KubernetesRequestError } from '../common/errors.js';
 import type { Action, PodRef, StepResult } from '../common/types.js';
+import { isTransient, withRetries } from './kube-retry.js';
 import { classifyPod, stillStuck } from './stuck-pods.js';
 import type {
   DaemonSetTarget,
@@ -54,8 +55,9 @@ export class KubeClients {
 }
 
 /**
- * Maps an API error to what a retry policy needs: 400/403/404/422 cannot be fixed by retrying;
- * 409, 429, 5xx and network errors are rethrown as they are and retried with backoff.
+ * Maps an API error, once request-level retries are spent, to what the step's retry policy
+ * needs: 400/401/403/404/422 cannot be fixed by retrying; 409, 429, 5xx and network errors are
+ * rethrown for the step to be retried with its backoff.
  */
 function translate(err: unknown, what: string): never {
   if (err instanceof ApiException && [400, 401, 403, 404, 422].includes(err.code)) {
@@ -63,6 +65,11 @@ function translate(err: unknown, what: string): never {
   }
   if (err instanceof ApiException) throw new Error(`${what}: HTTP ${err.code}: ${apiMessage(err)}`);
   throw err;
+}
+
+/** One API request, retried on transient failures, its final error translated. */
+function api<T>(what: string, send: (attempt: number) => Promise<T>): Promise<T> {
+  return withRetries(what, send).catch((e: unknown) => translate(e, what));
 }
 
 function apiMessage(err: ApiException<unknown>): string {
@@ -85,9 +92,9 @@ async function listAllPods(k: KubeClients, namespace: string): Promise<V1Pod[]> 
   const pods: V1Pod[] = [];
   let cont: string | undefined;
   do {
-    const page = await k.core
-      .listNamespacedPod({ namespace, limit: 500, _continue: cont })
-      .catch((e: unknown) => translate(e, `list pods in ${namespace}`));
+    const page = await api(`list pods in ${namespace}`, () =>
+      k.core.listNamespacedPod({ namespace, limit: 500, _continue: cont }),
+    );
     pods.push(...page.items);
     cont = page.metadata?._continue || undefined;
   } while (cont);
@@ -101,14 +108,14 @@ async function listPodWarnings(
   const byUid = new Map<string, CoreV1Event[]>();
   let cont: string | undefined;
   do {
-    const page = await k.core
-      .listNamespacedEvent({
+    const page = await api(`list events in ${namespace}`, () =>
+      k.core.listNamespacedEvent({
         namespace,
         fieldSelector: 'involvedObject.kind=Pod,type=Warning',
         limit: 500,
         _continue: cont,
-      })
-      .catch((e: unknown) => translate(e, `list events in ${namespace}`));
+      }),
+    );
     for (const e of page.items) {
       const uid = e.involvedObject.uid ?? '';
       byUid.set(uid, [...(byUid.get(uid) ?? []), e]);
@@ -182,29 +189,32 @@ export async function findStuckPods(
  * `k8s.forceDeletePods`: deletes each diagnosed pod with grace period 0, in batches, after
  * re-reading it: a pod that is gone, was replaced (other UID) or recovered is skipped. The
  * delete carries a UID precondition, so a same-named replacement is never hit. Progress is
- * heartbeated, and a retried attempt resumes after the last finished batch.
+ * heartbeated per pod, and a retried attempt skips the pods an earlier attempt finished.
  */
 export async function forceDeletePods(
   k: KubeClients,
   input: ForceDeletePodsInput,
 ): Promise<StepResult> {
   const ctx = Context.current();
-  const done = (ctx.info.heartbeatDetails as { next: number; actions: Action[] } | undefined) ?? {
-    next: 0,
-    actions: [],
-  };
+  // Progress is per pod: an attempt that failed part-way (one pod's requests kept failing)
+  // hands its finished pods to the next attempt, which does not touch them again.
+  const done = (ctx.info.heartbeatDetails as { actions: Action[] } | undefined) ?? { actions: [] };
+  const finished = new Set(done.actions.map((a) => a.target));
+  const todo = input.pods.filter((p) => !finished.has(`pod/${p.namespace}/${p.name}`));
   const rules = { minStuckForMs: input.minStuckForMs, now: Date.now() };
   // Heartbeat between batches too: a slow batch (API under load) must not look like a dead worker.
   const timer = setInterval(() => ctx.heartbeat(done), 2_000);
   try {
-    for (let i = done.next; i < input.pods.length; i += input.batchSize) {
-      const batch = input.pods.slice(i, i + input.batchSize);
-      const actions = await Promise.all(
+    for (let i = 0; i < todo.length; i += input.batchSize) {
+      const batch = todo.slice(i, i + input.batchSize);
+      const settled = await Promise.allSettled(
         batch.map((ref) => forceDeleteOne(k, ref, rules, input.step)),
       );
-      done.actions.push(...actions);
-      done.next = i + batch.length;
+      for (const s of settled) if (s.status === 'fulfilled') done.actions.push(s.value);
+      // The SDK sends the last heartbeat with a failure, so this survives the throw below.
       ctx.heartbeat(done);
+      const failure = settled.find((s) => s.status === 'rejected');
+      if (failure) throw failure.reason;
     }
   } finally {
     clearInterval(timer);
@@ -239,33 +249,52 @@ async function forceDeleteOne(
     details: { uid: ref.uid, node: ref.node, state: ref.state, ...details },
   });
   const fields = { namespace: ref.namespace, pod: ref.name, node: ref.node };
+  const key = `${ref.namespace}/${ref.name}`;
   let pod: V1Pod;
   try {
-    pod = await k.core.readNamespacedPod({ namespace: ref.namespace, name: ref.name });
+    pod = await withRetries(`read pod ${key}`, () =>
+      k.core.readNamespacedPod({ namespace: ref.namespace, name: ref.name }),
+    );
   } catch (err) {
     if (isCode(err, 404)) {
       log.info('Pod already gone, skipping', fields);
       return action('skipped', { why: 'already gone' });
     }
-    return translate(err, `read pod ${ref.namespace}/${ref.name}`);
+    return translate(err, `read pod ${key}`);
   }
   if (!stillStuck(pod, ref, rules)) {
     log.info('Pod replaced or recovered since diagnosis, skipping', fields);
     return action('skipped', { why: 'replaced or no longer stuck' });
   }
+  // Set when an attempt failed in a way that may hide a delete the apiserver did carry out
+  // (a 5xx or a dropped connection; a 429 means the request was not processed).
+  let maybeApplied = false;
   try {
-    await k.core.deleteNamespacedPod({
-      namespace: ref.namespace,
-      name: ref.name,
-      gracePeriodSeconds: 0,
-      body: { gracePeriodSeconds: 0, preconditions: { uid: ref.uid } },
-    });
+    await withRetries(`force-delete pod ${key}`, () =>
+      k.core
+        .deleteNamespacedPod({
+          namespace: ref.namespace,
+          name: ref.name,
+          gracePeriodSeconds: 0,
+          body: { gracePeriodSeconds: 0, preconditions: { uid: ref.uid } },
+        })
+        .catch((e: unknown) => {
+          if (isTransient(e) && !isCode(e, 429)) maybeApplied = true;
+          throw e;
+        }),
+    );
   } catch (err) {
+    if ((isCode(err, 404) || isCode(err, 409)) && maybeApplied) {
+      // The earlier attempt most likely reached the apiserver and only its answer was lost:
+      // the pod with this UID is gone, which is what was asked for.
+      log.info('Pod gone after a delete whose answer was lost, counting it deleted', fields);
+      return action('ok', { note: 'answer to the delete was lost; pod confirmed gone' });
+    }
     if (isCode(err, 404) || isCode(err, 409)) {
       log.info('Pod vanished or changed before delete, skipping', fields);
       return action('skipped', { why: 'gone or replaced before delete' });
     }
-    return translate(err, `force-delete pod ${ref.namespace}/${ref.name}`);
+    return translate(err, `force-delete pod ${key}`);
   }
   log.info('Pod force-deleted', fields);
   return action('ok', {});
@@ -281,9 +310,7 @@ export async function rolloutRestartDaemonSet(
 ): Promise<StepResult> {
   const { namespace, name } = input;
   const target = `daemonset/${namespace}/${name}`;
-  const ds = await k.apps
-    .readNamespacedDaemonSet({ namespace, name })
-    .catch((e: unknown) => translate(e, `read ${target}`));
+  const ds = await api(`read ${target}`, () => k.apps.readNamespacedDaemonSet({ namespace, name }));
   const strategy = ds.spec?.updateStrategy?.type ?? 'RollingUpdate';
   if (strategy !== 'RollingUpdate') {
     throw new KubernetesRequestError(
@@ -307,12 +334,13 @@ export async function rolloutRestartDaemonSet(
       },
     },
   };
-  await k.apps
-    .patchNamespacedDaemonSet(
+  // Sending the same patch again (its answer lost) sets the same values: no second rollout.
+  await api(`patch ${target}`, () =>
+    k.apps.patchNamespacedDaemonSet(
       { namespace, name, body: patch },
       setHeaderOptions('Content-Type', PatchStrategy.StrategicMergePatch),
-    )
-    .catch((e: unknown) => translate(e, `patch ${target}`));
+    ),
+  );
   log.info('DaemonSet rollout restarted', {
     namespace,
     daemonset: name,
@@ -421,9 +449,7 @@ export async function waitDaemonSetRollout(
   const ignored = new Set(input.ignoreNodes ?? []);
   const actions: Action[] = [];
   const progress = await pollUntil(input.timeoutMs, what, async () => {
-    const ds = await k.apps
-      .readNamespacedDaemonSet({ namespace, name })
-      .catch((e: unknown) => translate(e, `read ${what}`));
+    const ds = await api(`read ${what}`, () => k.apps.readNamespacedDaemonSet({ namespace, name }));
     if (ignored.size > 0) return rollPastFailedNodes(k, ds, ignored, input.step, actions);
     const s = ds.status;
     return {
@@ -447,9 +473,9 @@ async function rollPastFailedNodes(
   const labelSelector = Object.entries(ds.spec?.selector.matchLabels ?? {})
     .map(([key, value]) => `${key}=${value}`)
     .join(',');
-  const list = await k.core
-    .listNamespacedPod({ namespace, labelSelector })
-    .catch((e: unknown) => translate(e, `list pods of daemonset ${ds.metadata?.name}`));
+  const list = await api(`list pods of daemonset ${ds.metadata?.name}`, () =>
+    k.core.listNamespacedPod({ namespace, labelSelector }),
+  );
   const pods = list.items.filter(
     (p) =>
       p.metadata?.ownerReferences?.some((o) => o.uid === ds.metadata?.uid) &&
@@ -465,15 +491,15 @@ async function rollPastFailedNodes(
   const old = pods.find((p) => !updated(p) && !p.metadata?.deletionTimestamp);
   if (old && pods.every(podReady)) {
     const pod = old.metadata?.name ?? '';
-    await k.core
-      .deleteNamespacedPod({
+    await withRetries(`delete pod ${namespace}/${pod}`, () =>
+      k.core.deleteNamespacedPod({
         namespace,
         name: pod,
         body: { preconditions: { uid: old.metadata?.uid } },
-      })
-      .catch((e: unknown) =>
-        isCode(e, 404) || isCode(e, 409) ? undefined : translate(e, `delete pod ${pod}`),
-      );
+      }),
+    ).catch((e: unknown) =>
+      isCode(e, 404) || isCode(e, 409) ? undefined : translate(e, `delete pod ${namespace}/${pod}`),
+    );
     log.info('Restarted an old DaemonSet pod past failed nodes', {
       namespace,
       pod,
