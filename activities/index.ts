@@ -4,6 +4,7 @@
  */
 import { readFile } from 'node:fs/promises';
 import { Context } from '@temporalio/activity';
+import { CancelledFailure } from '@temporalio/common';
 import { join } from 'node:path';
 import { loadRunbook } from '../common/load-runbook.js';
 import type { Runbook } from '../common/runbook.js';
@@ -43,6 +44,13 @@ function heartbeating<I, R>(fn: (input: I) => Promise<R>): (input: I) => Promise
     const timer = setInterval(() => ctx.heartbeat(), HEARTBEAT_EVERY_MS);
     try {
       return await fn(input);
+    } catch (err) {
+      // A remote command killed because the run was cancelled must reach Temporal as a
+      // cancellation; as a plain failure the workflow would count the node failed and go on.
+      if (ctx.cancellationSignal.aborted && !(err instanceof CancelledFailure)) {
+        throw new CancelledFailure(`cancelled: ${(err as Error).message}`);
+      }
+      throw err;
     } finally {
       clearInterval(timer);
     }

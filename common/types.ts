@@ -95,7 +95,7 @@ export interface StepResult {
   data?: Record<string, unknown>;
 }
 
-/** `stopped`: the run stopped at this step (a limit, a rejected or unanswered approval). */
+/** `stopped`: the run stopped at this step (a limit, a rejected or unanswered approval, a cancel). */
 export type StepStatus = 'pending' | 'running' | 'done' | 'skipped' | 'failed' | 'stopped';
 
 export interface StepReport {
@@ -106,7 +106,7 @@ export interface StepReport {
   finishedAt?: string;
   summary?: string;
   /** Per-node status of a node step. */
-  nodes?: Record<string, 'pending' | 'running' | 'done' | 'failed' | 'skipped'>;
+  nodes?: Record<string, 'pending' | 'running' | 'done' | 'failed' | 'skipped' | 'cancelled'>;
   error?: string;
 }
 

@@ -77,9 +77,13 @@ async function runStep(run: RunState, step: Step): Promise<boolean> {
     report.summary = result.summary;
     log.info('Step finished', { step: step.id, summary: result.summary });
   } catch (err) {
+    if (isCancellation(err)) {
+      report.status = 'stopped';
+      report.summary = 'cancelled while running';
+      throw err;
+    }
     report.status = 'failed';
     report.error = describeError(err);
-    if (isCancellation(err)) throw err;
     run.stopReason ??= verdictOnFailure(run, step, report.error);
     log.error('Step failed', { step: step.id, error: report.error });
   } finally {
@@ -255,22 +259,34 @@ async function runNodeStep(run: RunState, step: NodeStep, report: StepReport): P
   report.nodes = Object.fromEntries(nodes.map((n) => [n, 'pending' as const]));
   const acts = activitiesFor(step, false, ActivityCancellationType.WAIT_CANCELLATION_COMPLETED);
   const notBefore = Date.parse(report.startedAt as string);
-  const results = await runPool(nodes, run.runbook.spec.limits.nodeParallelism, async (node) => {
+  const finished: StepResult[] = [];
+  const work = async (node: string): Promise<StepResult> => {
     (report.nodes as Record<string, string>)[node] = 'running';
     const target = { cluster: run.report.cluster, node, step: step.id };
     try {
       const result = await nodeActivity(acts, step, target, notBefore);
       (report.nodes as Record<string, string>)[node] = 'done';
+      finished.push(result);
       return result;
     } catch (err) {
-      if (isCancellation(err)) throw err;
+      if (isCancellation(err)) {
+        (report.nodes as Record<string, string>)[node] = 'cancelled';
+        throw err;
+      }
       const error = describeError(err);
       (report.nodes as Record<string, string>)[node] = 'failed';
       log.warn('Node step failed', { step: step.id, node, error });
       return { ...emptyResult(''), failed: [{ target: node, error }] };
     }
-  });
-  return mergeResults(results, step.id, nodes.length);
+  };
+  try {
+    const results = await runPool(nodes, run.runbook.spec.limits.nodeParallelism, work);
+    return mergeResults(results, step.id, nodes.length);
+  } catch (err) {
+    // Cancelled mid-step: what the finished nodes did still belongs in the report.
+    if (isCancellation(err)) run.record(step, mergeResults(finished, step.id, nodes.length));
+    throw err;
+  }
 }
 
 function nodeActivity(

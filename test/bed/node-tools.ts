@@ -48,9 +48,15 @@ abs_offset_s() { o=$(offset_s); echo "\${o#-}"; }
 in_sync() { [ "$(abs_offset_s)" -le "$SYNC_TOLERANCE" ]; }
 ntp_reachable() { [ "$(cat "$NODE_DIR/ntp-reachable" 2>/dev/null || echo yes)" = yes ]; }
 
+# Seconds the NTP source takes to answer (default 0). While waiting, the tool's PID is in
+# ntp-wait.pid, so a test can tell whether a cancelled sync was really killed.
+ntp_delay() { cat "$NODE_DIR/ntp-delay" 2>/dev/null || echo 0; }
+
 # Steps the clock to the NTP time (offset 0) if the NTP source answers; returns 1 otherwise.
 step_clock() {
   ntp_reachable || return 1
+  delay=$(ntp_delay)
+  if [ "$delay" != 0 ]; then echo $$ > "$NODE_DIR/ntp-wait.pid"; sleep "$delay"; fi
   printf '+0\\n' > "$NODE_DIR/faketime.rc.tmp" && mv -f "$NODE_DIR/faketime.rc.tmp" "$NODE_DIR/faketime.rc"
 }
 

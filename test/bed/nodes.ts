@@ -299,6 +299,15 @@ export function setNtpReachable(
   );
 }
 
+/** Makes a node's NTP source answer only after `seconds` (0: at once), so a sync hangs. */
+export function setNtpDelay(
+  host: Pick<NodeHost, 'dir' | 'nodes'>,
+  name: string,
+  seconds: number,
+): void {
+  writeFileSync(join(findNode(host as NodeHost, name).dir, 'ntp-delay'), `${seconds}\n`);
+}
+
 /** Forces a unit's state file, e.g. `failed` kubelet, without a ledger entry. */
 export function setUnitState(
   host: Pick<NodeHost, 'dir' | 'nodes'>,
