@@ -5,7 +5,12 @@
 import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { jest } from '@jest/globals';
 import { kubemend } from '../support/cli.js';
+
+// Each test starts the real CLI (tsx, Temporal and Kubernetes clients): seconds, not Jest's 5 s
+// default, on a loaded 2-core machine.
+jest.setTimeout(60_000);
 
 describe('kubemend run with bad input', () => {
   const dir = mkdtempSync(join(tmpdir(), 'kubemend-cli-'));
