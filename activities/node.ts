@@ -4,6 +4,7 @@
  * first and does nothing when the work is already done, so the node's ledger never shows a
  * finished step twice.
  */
+import { createHash } from 'node:crypto';
 import { Context, log } from '@temporalio/activity';
 import { RemoteCommandError, UnsupportedNodeError } from '../common/errors.js';
 import type { StepResult } from '../common/types.js';
@@ -21,6 +22,10 @@ const PROBE = [
 ].join('\n');
 
 const ACTIVE_SINCE_SLACK_MS = 2_000;
+const SYNC_TIMEOUT_SEC = 30;
+const RESTART_TIMEOUT_SEC = 60;
+/** `timeout -k 5` on the node ends any command at most this long after its own timeout. */
+const KILL_GRACE_SEC = 10;
 
 /** Reads the node's clock; the offset is corrected by half the command's round trip. */
 export async function readClock(shell: NodeShell): Promise<ClockReading> {
@@ -84,9 +89,16 @@ function syncCommand(kind: TimeSyncKind, ntpServer: string): string {
 /** `node.syncClock`: steps the clock if it is off, then proves it is within `maxSkewMs`. */
 export async function syncClock(shell: NodeShell, input: SyncClockInput): Promise<StepResult> {
   const node = shell.node.name;
+  const key = changeKey(node, input.step);
+  const earlier = await awaitEarlierAttempt(shell, key, SYNC_TIMEOUT_SEC);
   const before = await readClock(shell);
-  const at = new Date().toISOString();
   if (Math.abs(before.offsetMs) <= input.maxSkewMs) {
+    const [offsetBeforeMs, method, at] = earlier?.split(' ') ?? [];
+    if (offsetBeforeMs && method && at) {
+      log.info('Node clock was stepped by an earlier attempt of this step', { node });
+      const sync = { method, at, offsetBeforeMs: Number(offsetBeforeMs) };
+      return syncedResult(node, input.step, sync, before.offsetMs, 'by an earlier attempt');
+    }
     log.info('Node clock already in sync, nothing to do', {
       node,
       offsetMs: Math.round(before.offsetMs),
@@ -94,12 +106,17 @@ export async function syncClock(shell: NodeShell, input: SyncClockInput): Promis
     return nodeResult(node, false, `already in sync (${formatOffset(before.offsetMs)})`);
   }
   const command = syncCommand(before.timeSync, input.ntpServer);
-  log.info('Stepping node clock', {
-    node,
+  const sync = {
     method: before.timeSync,
-    offsetMs: Math.round(before.offsetMs),
+    at: new Date().toISOString(),
+    offsetBeforeMs: Math.round(before.offsetMs),
+  };
+  log.info('Stepping node clock', { node, method: sync.method, offsetMs: sync.offsetBeforeMs });
+  await shell.run(command, {
+    timeoutSec: SYNC_TIMEOUT_SEC,
+    signal: cancellation(),
+    record: key ? { key, note: `${sync.offsetBeforeMs} ${sync.method} ${sync.at}` } : undefined,
   });
-  await shell.run(command, { timeoutSec: 30, signal: cancellation() });
   const after = await readClock(shell);
   if (Math.abs(after.offsetMs) > input.maxSkewMs) {
     throw new RemoteCommandError(
@@ -111,24 +128,32 @@ export async function syncClock(shell: NodeShell, input: SyncClockInput): Promis
   }
   log.info('Node clock synced', {
     node,
-    offsetBeforeMs: Math.round(before.offsetMs),
+    offsetBeforeMs: sync.offsetBeforeMs,
     offsetAfterMs: Math.round(after.offsetMs),
   });
-  const result = nodeResult(
-    node,
-    true,
-    `${formatOffset(before.offsetMs)} -> ${formatOffset(after.offsetMs)}`,
-  );
+  return syncedResult(node, input.step, sync, after.offsetMs);
+}
+
+function syncedResult(
+  node: string,
+  step: string,
+  sync: { method: string; at: string; offsetBeforeMs: number },
+  offsetAfterMs: number,
+  by?: string,
+): StepResult {
+  const summary = `${formatOffset(sync.offsetBeforeMs)} -> ${formatOffset(offsetAfterMs)}`;
+  const result = nodeResult(node, true, by ? `${summary} (${by})` : summary);
   result.actions.push({
     kind: 'node.syncClock',
     target: `node/${node}`,
-    at,
+    at: sync.at,
     result: 'ok',
-    step: input.step,
+    step,
     details: {
-      method: before.timeSync,
-      offsetBeforeMs: Math.round(before.offsetMs),
-      offsetAfterMs: Math.round(after.offsetMs),
+      method: sync.method,
+      offsetBeforeMs: sync.offsetBeforeMs,
+      offsetAfterMs: Math.round(offsetAfterMs),
+      ...(by && { note: `finished ${by}` }),
     },
   });
   return result;
@@ -141,28 +166,80 @@ export async function syncClock(shell: NodeShell, input: SyncClockInput): Promis
 export async function restartUnit(shell: NodeShell, input: RestartUnitInput): Promise<StepResult> {
   const node = shell.node.name;
   const unit = input.unit;
+  const key = changeKey(node, input.step);
+  const earlier = await awaitEarlierAttempt(shell, key, RESTART_TIMEOUT_SEC);
   const since = await activeSince(shell, unit);
   // systemd reports whole seconds and the offset estimate is approximate: allow that much slack.
   if (since !== undefined && since >= input.notBefore - ACTIVE_SINCE_SLACK_MS) {
+    if (earlier) {
+      log.info('Unit was restarted by an earlier attempt of this step', { node, unit });
+      return restartedResult(node, input.step, unit, earlier, 'by an earlier attempt');
+    }
     log.info('Unit already restarted by this step, nothing to do', { node, unit });
     return nodeResult(node, false, `${unit} already restarted`);
   }
   const at = new Date().toISOString();
   log.info('Restarting unit', { node, unit });
   await shell.run(`systemctl restart ${unit} && systemctl is-active ${unit}`, {
-    timeoutSec: 60,
+    timeoutSec: RESTART_TIMEOUT_SEC,
     signal: cancellation(),
+    record: key ? { key, note: at } : undefined,
   });
-  const result = nodeResult(node, true, `${unit} restarted`);
+  return restartedResult(node, input.step, unit, at);
+}
+
+function restartedResult(
+  node: string,
+  step: string,
+  unit: string,
+  at: string,
+  by?: string,
+): StepResult {
+  const result = nodeResult(node, true, by ? `${unit} restarted (${by})` : `${unit} restarted`);
   result.actions.push({
     kind: 'node.restartUnit',
     target: `node/${node}`,
     at,
     result: 'ok',
-    step: input.step,
-    details: { unit },
+    step,
+    details: { unit, ...(by && { note: `finished ${by}` }) },
   });
   return result;
+}
+
+/**
+ * The key under which this run's change to `node` at `step` is noted on the node; undefined
+ * outside an activity.
+ */
+function changeKey(node: string, step: string): string | undefined {
+  let run: { workflowId: string; runId: string } | undefined;
+  try {
+    run = Context.current().info.workflowExecution;
+  } catch {
+    return undefined;
+  }
+  if (!run) return undefined;
+  const id = [run.workflowId, run.runId, step, node].join('\n');
+  return createHash('sha256').update(id).digest('hex').slice(0, 32);
+}
+
+/**
+ * On a retried attempt, waits until a command an earlier attempt started (perhaps on a worker
+ * that died) has ended on the node; returns its note, so the caller re-reads the node's state
+ * and reports that attempt's change instead of making it again.
+ */
+async function awaitEarlierAttempt(
+  shell: NodeShell,
+  key: string | undefined,
+  commandTimeoutSec: number,
+): Promise<string | undefined> {
+  if (!key || Context.current().info.attempt === 1) return undefined;
+  const note = await shell.awaitEarlier(key, commandTimeoutSec + KILL_GRACE_SEC, cancellation());
+  if (note)
+    log.info('An earlier attempt changed this node; re-reading its state', {
+      node: shell.node.name,
+    });
+  return note;
 }
 
 /** When the unit last entered `active`, on this worker's clock (ms), or undefined if inactive. */

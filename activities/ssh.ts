@@ -30,6 +30,11 @@ export interface RunOptions {
   signal?: AbortSignal;
   /** Resolve instead of throwing on a non-zero exit. */
   allowFailure?: boolean;
+  /**
+   * Notes the command on the node under this key before it starts (its PID and `note`), for
+   * {@link NodeShell.awaitEarlier} in a later attempt of the same step.
+   */
+  record?: { key: string; note: string };
 }
 
 /** One node's SSH endpoint, credentials resolved from the inventory. */
@@ -44,7 +49,9 @@ export class NodeShell {
     const timeoutSec = options.timeoutSec ?? this.inventory.ssh.commandTimeout;
     // The shell reports its PID, then becomes `timeout`, which passes signals on to the command:
     // a cancelled run can kill it by that PID.
-    const wrapped = `echo ${PID_MARK}$$ >&2; exec timeout -k 5 ${timeoutSec} sh -c ${shellQuote(command)}`;
+    const wrapped =
+      this.recordLine(options.record) +
+      `echo ${PID_MARK}$$ >&2; exec timeout -k 5 ${timeoutSec} sh -c ${shellQuote(command)}`;
     const conn = await this.connect(options.signal);
     let pid: number | undefined;
     try {
@@ -54,6 +61,14 @@ export class NodeShell {
         if (options.signal?.aborted && pid) await this.kill(pid);
         throw err;
       });
+      if (result.code === RECORD_FAILED) {
+        throw new RemoteCommandError(
+          this.node.name,
+          command,
+          result.code,
+          `cannot note the command in ${this.inventory.ssh.stateDir} (inventory ssh.stateDir); nothing was run`,
+        );
+      }
       if (result.code === 124) {
         throw new RemoteCommandError(
           this.node.name,
@@ -69,6 +84,42 @@ export class NodeShell {
     } finally {
       conn.end();
     }
+  }
+
+  /**
+   * If an earlier attempt noted a command under `key`, waits (up to `timeoutSec`) until that
+   * command has ended on the node, and returns its note; undefined when there was none. The
+   * command may have outlived its worker: ssh does not end a remote command when the
+   * connection drops, so a retry that ran it again would run it twice at once.
+   */
+  async awaitEarlier(
+    key: string,
+    timeoutSec: number,
+    signal?: AbortSignal,
+  ): Promise<string | undefined> {
+    const file = `${this.inventory.ssh.stateDir}/${key}`;
+    const script = [
+      `[ -f ${file} ] || exit 0`,
+      `read -r pid note < ${file}`,
+      // Alive, not a zombie, and still the `timeout` that run() started (not a reused PID).
+      'running() {',
+      '  [ -r /proc/$pid/cmdline ] && tr "\\0" " " < /proc/$pid/cmdline | grep -q "^timeout " &&',
+      '    [ "$(sed "s/.*) //" /proc/$pid/stat | cut -c1)" != Z ]',
+      '}',
+      'while running; do sleep 0.5; done',
+      'echo "noted: $note"',
+    ].join('\n');
+    const { stdout } = await this.run(script, { timeoutSec, signal });
+    const line = stdout.split('\n').find((l) => l.startsWith('noted: '));
+    return line?.slice('noted: '.length);
+  }
+
+  /** Shell that writes the record file, or exits {@link RECORD_FAILED} without running anything. */
+  private recordLine(record: RunOptions['record']): string {
+    if (!record) return '';
+    const dir = this.inventory.ssh.stateDir;
+    const note = shellQuote(record.note);
+    return `{ mkdir -p ${dir} && printf '%s %s\\n' "$$" ${note} > ${dir}/${record.key}; } 2>/dev/null || exit ${RECORD_FAILED}; `;
   }
 
   /** Best effort: ends a command of a cancelled activity over a fresh connection. */
@@ -145,6 +196,8 @@ export class NodeShell {
 }
 
 const PID_MARK = 'kubemend-pid:';
+/** Exit code of a wrapped command whose record could not be written (nothing ran). */
+const RECORD_FAILED = 97; // not one of `timeout`'s own codes (124-127)
 
 function exec(
   conn: ssh2.Client,

@@ -19,6 +19,14 @@ export const InventorySchema = z.strictObject({
     knownHostsFile: z.string().min(1),
     connectTimeout: z.number().int().min(1).default(10),
     commandTimeout: z.number().int().min(1).default(60),
+    /**
+     * Folder on each node where a state-changing command notes its PID before it starts, so a
+     * retry after a worker crash can wait for it instead of running it a second time.
+     */
+    stateDir: z
+      .string()
+      .regex(/^\/[-\w./]*$/, 'an absolute path (letters, digits, - _ . /)')
+      .default('/run/kubemend'),
   }),
   nodes: z
     .array(

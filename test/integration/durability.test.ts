@@ -152,6 +152,48 @@ describe('durability', () => {
     },
   );
 
+  it('waits out a remote command a killed worker left running instead of running it again', async () => {
+    await broken();
+    const pidFile = join(
+      bed.state.nodes.find((n) => n.name === 'node-1')?.dir ?? '',
+      'ntp-wait.pid',
+    );
+    rmSync(pidFile, { force: true });
+    bed.setNtpDelay('node-1', 15); // node-1's chronyc is still stepping when its worker dies
+    const since = Date.now();
+    const handle = await start(seedRunbook());
+    let report: RunReport;
+    try {
+      await waitFor(handle, (r) => {
+        const nodes = r.steps.find((s) => s.id === 'sync')?.nodes ?? {};
+        return nodes['node-1'] === 'running' && existsSync(pidFile);
+      });
+      await worker.kill9();
+      await newWorker();
+      report = await handle.result();
+    } finally {
+      bed.setNtpDelay('node-1', 0);
+    }
+    bed.state.phase = 'ready';
+
+    expect(report.outcome).toBe('recovered');
+    for (const node of bed.nodes.map((n) => n.name)) {
+      const cmds = ledgerSince(node, since);
+      expect(cmds.filter((c) => SYNC_CMD.test(c))).toHaveLength(1);
+      expect(cmds.filter((c) => c === 'systemctl restart kubelet')).toHaveLength(1);
+    }
+    // The step the dead worker started is reported, with the offset it started from.
+    const syncs = report.actions.filter((a) => a.kind === 'node.syncClock');
+    expect(syncs.map((a) => a.target).sort()).toEqual([
+      'node/node-1',
+      'node/node-2',
+      'node/node-3',
+    ]);
+    const first = syncs.find((a) => a.target === 'node/node-1');
+    expect(Math.abs(Number(first?.details?.offsetBeforeMs) + 96 * 3_600_000)).toBeLessThan(60_000);
+    expect(Math.abs(Number(first?.details?.offsetAfterMs))).toBeLessThan(1000);
+  });
+
   it('resumes a run whose CLI, with its in-process worker and embedded server, was killed', async () => {
     await broken();
     const home = mkdtempSync(join(tmpdir(), 'kubemend-resume-'));

@@ -1,8 +1,10 @@
 /**
  * The SSH layer against real sshd nodes of the test bed: host-key pinning, the remote timeout,
- * and killing a remote command when its activity is cancelled.
+ * killing a remote command when its activity is cancelled, and waiting out a command that an
+ * earlier attempt left running.
  */
-import { readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Bed } from '../bed/index.js';
 import { startBed } from '../bed/index.js';
@@ -70,5 +72,30 @@ describe('NodeShell on real sshd', () => {
     const left = await shell().run('ps -eo args | grep "[s]leep 60" | wc -l');
 
     expect(left.stdout.trim()).toBe('0');
+  });
+
+  it('waits for a noted command still running on the node, then returns its note', async () => {
+    const stateDir = mkdtempSync(join(tmpdir(), 'kubemend-state-'));
+    const inv = { ...inventory, ssh: { ...inventory.ssh, stateDir } };
+    const earlier = shell(inv).run('sleep 3', { record: { key: 'k1', note: 'step-started 42' } });
+    await new Promise((r) => setTimeout(r, 1000));
+    let earlierDone = false;
+    void earlier.then(() => (earlierDone = true));
+
+    const note = await shell(inv).awaitEarlier('k1', 20);
+
+    expect(note).toBe('step-started 42');
+    expect(earlierDone).toBe(true);
+    expect(await shell(inv).awaitEarlier('never-noted', 20)).toBeUndefined();
+  });
+
+  it('runs nothing when it cannot note the command', async () => {
+    const inv = { ...inventory, ssh: { ...inventory.ssh, stateDir: '/proc/kubemend' } };
+
+    const attempt = shell(inv).run('echo ran > /dev/null', { record: { key: 'k', note: 'n' } });
+
+    await expect(attempt).rejects.toThrow(
+      /cannot note the command in \/proc\/kubemend.*nothing was run/,
+    );
   });
 });
