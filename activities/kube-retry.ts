@@ -4,9 +4,10 @@
  * the way client-go treats them; what outlasts that goes to the step's Temporal retry policy.
  * Errors that no retry can fix (400, 401, 403, 404, 422) come back at once.
  */
-import { Context, log } from '@temporalio/activity';
+import { log } from '@temporalio/activity';
 import { ApiException } from '@kubernetes/client-node';
 import pRetry from 'p-retry';
+import { activitySignal } from './context.js';
 
 /** Answers that mean "try again": throttled, or the server or a load balancer in front failed. */
 const RETRYABLE_STATUS = new Set([429, 500, 502, 503, 504]);
@@ -23,7 +24,7 @@ const NETWORK_CODES = new Set([
 /** A server asking for a longer pause than this is waited on by the step's retry policy. */
 const MAX_RETRY_AFTER_MS = 10_000;
 
-export const REQUEST_RETRIES = 4;
+const REQUEST_RETRIES = 4;
 
 /** Whether a failed request may succeed if sent again. */
 export function isTransient(err: unknown): boolean {
@@ -51,14 +52,6 @@ function describe(err: unknown): string {
   return e.code ?? e.message ?? String(err);
 }
 
-function cancellationSignal(): AbortSignal | undefined {
-  try {
-    return Context.current().cancellationSignal;
-  } catch {
-    return undefined; // outside an activity (tests of pure helpers)
-  }
-}
-
 /**
  * Sends one API request through `send`, again on transient failures. `send` gets the attempt
  * number (1 first), so a mutation can tell a first try from a repeat whose first answer was
@@ -67,15 +60,14 @@ function cancellationSignal(): AbortSignal | undefined {
 export async function withRetries<T>(
   what: string,
   send: (attempt: number) => Promise<T>,
-  options: { retries?: number; minTimeoutMs?: number } = {},
 ): Promise<T> {
   return pRetry(send, {
-    retries: options.retries ?? REQUEST_RETRIES,
-    minTimeout: options.minTimeoutMs ?? 250,
+    retries: REQUEST_RETRIES,
+    minTimeout: 250,
     maxTimeout: 4_000,
     factor: 2,
     randomize: true,
-    signal: cancellationSignal(),
+    signal: activitySignal(),
     shouldRetry: ({ error }) => isTransient(error),
     onFailedAttempt: async ({ error, attemptNumber, retriesLeft }) => {
       if (!isTransient(error) || retriesLeft === 0) return;

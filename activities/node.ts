@@ -8,6 +8,7 @@ import { createHash } from 'node:crypto';
 import { Context, log } from '@temporalio/activity';
 import { RemoteCommandError, UnsupportedNodeError } from '../common/errors.js';
 import type { StepResult } from '../common/types.js';
+import { activitySignal } from './context.js';
 import type { NodeShell } from './ssh.js';
 import type { ClockReading, RestartUnitInput, SyncClockInput, TimeSyncKind } from './types.js';
 
@@ -30,7 +31,7 @@ const KILL_GRACE_SEC = 10;
 /** Reads the node's clock; the offset is corrected by half the command's round trip. */
 export async function readClock(shell: NodeShell): Promise<ClockReading> {
   const sent = Date.now();
-  const { stdout } = await shell.run(PROBE, { timeoutSec: 15, signal: cancellation() });
+  const { stdout } = await shell.run(PROBE, { timeoutSec: 15, signal: activitySignal() });
   const received = Date.now();
   const [nanos, kind] = stdout.trim().split('\n');
   const remoteMs = Number(BigInt(nanos ?? '0') / 1_000_000n);
@@ -114,7 +115,7 @@ export async function syncClock(shell: NodeShell, input: SyncClockInput): Promis
   log.info('Stepping node clock', { node, method: sync.method, offsetMs: sync.offsetBeforeMs });
   await shell.run(command, {
     timeoutSec: SYNC_TIMEOUT_SEC,
-    signal: cancellation(),
+    signal: activitySignal(),
     record: key ? { key, note: `${sync.offsetBeforeMs} ${sync.method} ${sync.at}` } : undefined,
   });
   const after = await readClock(shell);
@@ -182,7 +183,7 @@ export async function restartUnit(shell: NodeShell, input: RestartUnitInput): Pr
   log.info('Restarting unit', { node, unit });
   await shell.run(`systemctl restart ${unit} && systemctl is-active ${unit}`, {
     timeoutSec: RESTART_TIMEOUT_SEC,
-    signal: cancellation(),
+    signal: activitySignal(),
     record: key ? { key, note: at } : undefined,
   });
   return restartedResult(node, input.step, unit, at);
@@ -234,7 +235,7 @@ async function awaitEarlierAttempt(
   commandTimeoutSec: number,
 ): Promise<string | undefined> {
   if (!key || Context.current().info.attempt === 1) return undefined;
-  const note = await shell.awaitEarlier(key, commandTimeoutSec + KILL_GRACE_SEC, cancellation());
+  const note = await shell.awaitEarlier(key, commandTimeoutSec + KILL_GRACE_SEC, activitySignal());
   if (note)
     log.info('An earlier attempt changed this node; re-reading its state', {
       node: shell.node.name,
@@ -250,7 +251,7 @@ async function activeSince(shell: NodeShell, unit: string): Promise<number | und
     'date +%s%3N',
   ].join('\n');
   const sent = Date.now();
-  const { stdout } = await shell.run(command, { timeoutSec: 15, signal: cancellation() });
+  const { stdout } = await shell.run(command, { timeoutSec: 15, signal: activitySignal() });
   const [entered, nodeNow] = stdout.trim().split('\n').map(Number);
   if (entered === undefined || nodeNow === undefined || Number.isNaN(entered)) return undefined;
   const offset = nodeNow - (sent + Date.now()) / 2;
@@ -266,14 +267,6 @@ function nodeResult(node: string, changed: boolean, summary: string): StepResult
     attention: [],
     summary,
   };
-}
-
-function cancellation(): AbortSignal | undefined {
-  try {
-    return Context.current().cancellationSignal;
-  } catch {
-    return undefined; // called outside an activity (tests, CLI plan)
-  }
 }
 
 /** `-345600.0s` style, readable at a glance. */
