@@ -129,6 +129,8 @@ export interface Bed {
   setNtpReachable(name: string, reachable: boolean): void;
   /** Makes a node's NTP source answer only after `seconds` (0: at once): a sync hangs. */
   setNtpDelay(name: string, seconds: number): void;
+  /** Makes a unit restart on a node take `seconds` (0: at once): a restart is still running. */
+  setUnitDelay(name: string, seconds: number): void;
   /** Forces a node unit's state (no ledger entry). */
   setUnitState(name: string, unit: string, state: 'active' | 'inactive' | 'failed'): void;
   /** Claims of the token in a node's CNI kubeconfig. */
@@ -380,6 +382,7 @@ function makeBed(ctx: BedContext, exitHook?: () => void): Bed {
     clockOffset: (name) => nodes.readClockOffset(findNode(state, name).dir),
     setNtpReachable: (name, r) => nodes.setNtpReachable(host, name, r),
     setNtpDelay: (name, s) => nodes.setNtpDelay(host, name, s),
+    setUnitDelay: (name, s) => nodes.setUnitDelay(host, name, s),
     setUnitState: (name, unit, st) => nodes.setUnitState(host, name, unit, st),
     cniToken: (name) => readCniToken(findNode(state, name).dir)?.claims,
   };

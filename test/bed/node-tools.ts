@@ -114,6 +114,12 @@ change() { # change VERB UNIT -> rc
   if ! unit_exists "$u"; then
     echo "Failed to $1 $u.service: Unit $u.service not found." >&2; return 5
   fi
+  # Seconds a unit takes to come back from a restart (default 0); the waiting systemctl's PID
+  # is in unit-wait.pid meanwhile, so a test can kill a worker while the restart is under way.
+  if [ "$1" = restart ]; then
+    delay=$(cat "$NODE_DIR/unit-delay" 2>/dev/null || echo 0)
+    if [ "$delay" != 0 ]; then echo $$ > "$NODE_DIR/unit-wait.pid"; sleep "$delay"; fi
+  fi
   case $1 in
     stop) set_unit "$u" inactive ;;
     start) if [ "$(unit_state "$u")" != active ]; then set_unit "$u" active; is_time_sync_unit "$u" && step_clock; fi ;;

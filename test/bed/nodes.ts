@@ -308,6 +308,15 @@ export function setNtpDelay(
   writeFileSync(join(findNode(host as NodeHost, name).dir, 'ntp-delay'), `${seconds}\n`);
 }
 
+/** Makes a unit restart take `seconds` (0: at once) on a node, so a restart is still running. */
+export function setUnitDelay(
+  host: Pick<NodeHost, 'dir' | 'nodes'>,
+  name: string,
+  seconds: number,
+): void {
+  writeFileSync(join(findNode(host as NodeHost, name).dir, 'unit-delay'), `${seconds}\n`);
+}
+
 /** Forces a unit's state file, e.g. `failed` kubelet, without a ledger entry. */
 export function setUnitState(
   host: Pick<NodeHost, 'dir' | 'nodes'>,
