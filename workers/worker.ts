@@ -7,6 +7,7 @@ import { Worker } from '@temporalio/worker';
 import type { NativeConnection } from '@temporalio/worker';
 import { createActivities } from '../activities/index.js';
 import { taskQueueFor } from '../common/types.js';
+import { workflowBundle } from './bundle.js';
 import type { ClusterConfig } from './config.js';
 
 export const WORKFLOWS_PATH = fileURLToPath(new URL('../workflows/index.ts', import.meta.url));
@@ -17,8 +18,8 @@ export interface WorkerOptions {
   namespace: string;
   cluster: ClusterConfig;
   runbookDir?: string;
-  /** A pre-built workflow bundle; bundling takes a few seconds, so tests share one. */
-  workflowBundle?: { code: string };
+  /** A pre-built workflow bundle; by default the cached one (see workers/bundle.ts). */
+  workflowBundle?: { code: string } | { codePath: string };
 }
 
 /** Creates (but does not run) a worker for one cluster. */
@@ -33,10 +34,7 @@ export async function createKubemendWorker(options: WorkerOptions): Promise<Work
     namespace: options.namespace,
     taskQueue: taskQueueFor(cluster.name),
     activities,
-    // TODO(startup): each CLI run bundles the workflow code again (~4 s); cache it by content hash.
-    ...(options.workflowBundle
-      ? { workflowBundle: options.workflowBundle }
-      : { workflowsPath: WORKFLOWS_PATH }),
+    workflowBundle: options.workflowBundle ?? (await workflowBundle(WORKFLOWS_PATH)),
     maxConcurrentActivityTaskExecutions: 20,
     // Stop promptly on shutdown; an interrupted activity is retried by the next worker.
     shutdownGraceTime: '5s',
