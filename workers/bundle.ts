@@ -9,6 +9,7 @@ import {
   readdirSync,
   readFileSync,
   renameSync,
+  rmSync,
   statSync,
   writeFileSync,
 } from 'node:fs';
@@ -25,6 +26,8 @@ const ROOT = fileURLToPath(new URL('..', import.meta.url));
  */
 const INPUT_DIRS = ['workflows', 'common'];
 const INPUT_FILES = ['package.json', 'package-lock.json'];
+/** Bundles of other code versions are removed once this old (each is ~3 MB). */
+const PRUNE_AFTER_MS = 7 * 24 * 3_600_000;
 
 /** `$KUBEMEND_BUNDLE_DIR`, else `<XDG cache>/kubemend/bundles`, beside the tools cache. */
 export function bundleCacheDir(): string {
@@ -73,6 +76,7 @@ export async function workflowBundle(
     const tmp = `${codePath}.${process.pid}.tmp`;
     writeFileSync(tmp, code);
     renameSync(tmp, codePath);
+    pruneOld(cacheDir, codePath);
   } catch (err) {
     logger.warn('Workflow bundle not cached; the next start bundles again', {
       path: codePath,
@@ -80,4 +84,13 @@ export async function workflowBundle(
     });
   }
   return { code };
+}
+
+/** Removes bundles of other code versions written more than a week ago. */
+function pruneOld(cacheDir: string, keep: string): void {
+  for (const name of readdirSync(cacheDir)) {
+    const file = join(cacheDir, name);
+    if (file === keep || !/^workflows-\w+\.js$/.test(name)) continue;
+    if (Date.now() - statSync(file).mtimeMs > PRUNE_AFTER_MS) rmSync(file, { force: true });
+  }
 }

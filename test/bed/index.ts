@@ -381,8 +381,8 @@ function makeBed(ctx: BedContext, exitHook?: () => void): Bed {
     setClockOffset: (name, s) => nodes.setClockOffset(host, name, s),
     clockOffset: (name) => nodes.readClockOffset(findNode(state, name).dir),
     setNtpReachable: (name, r) => nodes.setNtpReachable(host, name, r),
-    setNtpDelay: (name, s) => nodes.setNtpDelay(host, name, s),
-    setUnitDelay: (name, s) => nodes.setUnitDelay(host, name, s),
+    setNtpDelay: (name, s) => nodes.setDelay(host, name, 'ntp-delay', s),
+    setUnitDelay: (name, s) => nodes.setDelay(host, name, 'unit-delay', s),
     setUnitState: (name, unit, st) => nodes.setUnitState(host, name, unit, st),
     cniToken: (name) => readCniToken(findNode(state, name).dir)?.claims,
   };

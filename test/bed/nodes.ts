@@ -299,22 +299,17 @@ export function setNtpReachable(
   );
 }
 
-/** Makes a node's NTP source answer only after `seconds` (0: at once), so a sync hangs. */
-export function setNtpDelay(
+/**
+ * Makes a node's NTP source answer (`ntp-delay`) or its unit restarts finish (`unit-delay`)
+ * only after `seconds` (0: at once), so a sync or a restart is still running when a test acts.
+ */
+export function setDelay(
   host: Pick<NodeHost, 'dir' | 'nodes'>,
   name: string,
+  knob: 'ntp-delay' | 'unit-delay',
   seconds: number,
 ): void {
-  writeFileSync(join(findNode(host as NodeHost, name).dir, 'ntp-delay'), `${seconds}\n`);
-}
-
-/** Makes a unit restart take `seconds` (0: at once) on a node, so a restart is still running. */
-export function setUnitDelay(
-  host: Pick<NodeHost, 'dir' | 'nodes'>,
-  name: string,
-  seconds: number,
-): void {
-  writeFileSync(join(findNode(host as NodeHost, name).dir, 'unit-delay'), `${seconds}\n`);
+  writeFileSync(join(findNode(host as NodeHost, name).dir, knob), `${seconds}\n`);
 }
 
 /** Forces a unit's state file, e.g. `failed` kubelet, without a ledger entry. */

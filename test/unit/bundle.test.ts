@@ -1,5 +1,13 @@
 import { jest } from '@jest/globals';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  rmSync,
+  utimesSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { bundleInputHash, workflowBundle } from '../../workers/bundle.js';
@@ -52,6 +60,28 @@ describe('workflowBundle', () => {
 
     const again = await workflowBundle(WORKFLOWS_PATH, cache);
     expect(again).toEqual({ codePath: join(cache, files[0] ?? '') });
+  });
+
+  it('removes week-old bundles of other code versions when it writes one', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'kubemend-prune-'));
+    const old = join(dir, 'workflows-0123456789abcdef01234567.js');
+    const recent = join(dir, 'workflows-76543210fedcba9876543210.js');
+    const other = join(dir, 'notes.txt');
+    for (const f of [old, recent, other]) writeFileSync(f, '');
+    const eightDaysAgo = new Date(Date.now() - 8 * 24 * 3_600_000);
+    utimesSync(old, eightDaysAgo, eightDaysAgo);
+    utimesSync(other, eightDaysAgo, eightDaysAgo);
+
+    await workflowBundle(WORKFLOWS_PATH, dir);
+
+    expect(readdirSync(dir).sort()).toEqual(
+      [
+        `workflows-${bundleInputHash()}.js`,
+        'notes.txt',
+        'workflows-76543210fedcba9876543210.js',
+      ].sort(),
+    );
+    rmSync(dir, { recursive: true, force: true });
   });
 
   it('still returns the bundle when the cache cannot be written', async () => {
