@@ -4,11 +4,16 @@
  */
 import { Context } from '@temporalio/activity';
 
-/** The activity's cancellation signal, or undefined outside an activity. */
-export function activitySignal(): AbortSignal | undefined {
+/** The running activity's context, or undefined outside an activity. */
+export function activityContext(): Context | undefined {
   try {
-    return Context.current().cancellationSignal;
+    return Context.current();
   } catch {
     return undefined;
   }
+}
+
+/** The activity's cancellation signal, or undefined outside an activity. */
+export function activitySignal(): AbortSignal | undefined {
+  return activityContext()?.cancellationSignal;
 }

@@ -5,10 +5,10 @@
  * finished step twice.
  */
 import { createHash } from 'node:crypto';
-import { Context, log } from '@temporalio/activity';
+import { log } from '@temporalio/activity';
 import { RemoteCommandError, UnsupportedNodeError } from '../common/errors.js';
 import type { StepResult } from '../common/types.js';
-import { activitySignal } from './context.js';
+import { activityContext, activitySignal } from './context.js';
 import type { NodeShell } from './ssh.js';
 import type { ClockReading, RestartUnitInput, SyncClockInput, TimeSyncKind } from './types.js';
 
@@ -213,12 +213,7 @@ function restartedResult(
  * outside an activity.
  */
 function changeKey(node: string, step: string): string | undefined {
-  let run: { workflowId: string; runId: string } | undefined;
-  try {
-    run = Context.current().info.workflowExecution;
-  } catch {
-    return undefined;
-  }
+  const run = activityContext()?.info.workflowExecution;
   if (!run) return undefined;
   const id = [run.workflowId, run.runId, step, node].join('\n');
   return createHash('sha256').update(id).digest('hex').slice(0, 32);
@@ -234,12 +229,13 @@ async function awaitEarlierAttempt(
   key: string | undefined,
   commandTimeoutSec: number,
 ): Promise<string | undefined> {
-  if (!key || Context.current().info.attempt === 1) return undefined;
+  if (!key || activityContext()?.info.attempt === 1) return undefined;
   const note = await shell.awaitEarlier(key, commandTimeoutSec + KILL_GRACE_SEC, activitySignal());
-  if (note)
+  if (note) {
     log.info('An earlier attempt changed this node; re-reading its state', {
       node: shell.node.name,
     });
+  }
   return note;
 }
 
